@@ -1,0 +1,5 @@
+"""`python -m paxion` runs the command line (also under torchrun)."""
+
+from paxion.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Dataset readers and ActionBench construction (action antonyms, object replacement)."""

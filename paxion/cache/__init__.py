@@ -1,0 +1,1 @@
+"""The on-disk feature cache: shard writer, reader, manifest, verification and batching."""

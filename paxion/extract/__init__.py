@@ -1,0 +1,1 @@
+"""Video decoding, backbone adapters, the extraction pipeline and state-change saliency."""

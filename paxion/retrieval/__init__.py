@@ -1,0 +1,1 @@
+"""FAISS indexes and retrieval, multiple-choice and zero-shot evaluation."""

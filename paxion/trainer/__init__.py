@@ -1,0 +1,1 @@
+"""Knowledge Patcher, Knowledge Fuser, Side-Tuning, losses, training loop and ActionBench evaluation."""
