@@ -1,0 +1,183 @@
+"""Batches from a feature cache to the device: shard pools, background prefetch, or a resident split."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from paxion.errors import CacheError, PaxionError
+
+TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")
+TEMPORAL_FIELDS = ("tokens_rev", "pooled_rev")
+DEFAULT_MEMORY_BUDGET = 2 * 1000**3  # bytes; a split under this stays resident on the device
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_bytes(text: str | int) -> int:
+    """Parse a size such as "2GB", "512MiB" or "1000000" into a number of bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise PaxionError(f"not a size: {text!r} (use e.g. 2GB, 512MiB or a number of bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def default_fields(temporal: bool) -> tuple[str, ...]:
+    """The per-clip fields training needs; temporal backbones add the stored reversed clip."""
+    return TRAIN_FIELDS + (TEMPORAL_FIELDS if temporal else ())
+
+
+def _field_bytes(manifest: dict, field: str) -> int:
+    """Bytes one clip's field takes once loaded (tokens are dequantised to float32)."""
+    backbone = manifest["backbone"]
+    per_clip = {
+        "tokens": manifest["frames"] * backbone["tokens_per_frame"] * backbone["token_dim"] * 4,
+        "pooled": backbone["embed_dim"] * 4,
+        "frames": manifest["frames"] * backbone["embed_dim"] * 4,
+    }
+    return per_clip.get(field.removesuffix("_rev"), 4)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`.
+
+    Rows of the pool buffer are the carried rows first, then each shard's clips in order; `batches`
+    and `carry` are positions in that buffer.
+    """
+
+    shards: tuple[int, ...]
+    batches: tuple[np.ndarray, ...]
+    carry: np.ndarray
+
+
+def plan_epoch(shard_sizes: Sequence[int], *, batch_size: int, seed: int, epoch: int, pool_shards: int = 2,
+               shuffle: bool = True, drop_last: bool = False) -> list[Pool]:
+    """The batches of one epoch as a pure function of (shard sizes, seed, epoch): shard order shuffled,
+    each batch drawn from a pool of `pool_shards` shards plus the rows left over from the previous pool."""
+    if batch_size < 1 or pool_shards < 1:
+        raise PaxionError("batch size and pool size must be at least 1")
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(shard_sizes)) if shuffle else np.arange(len(shard_sizes))
+    pools: list[Pool] = []
+    carried = 0
+    for start in range(0, len(order), pool_shards):
+        shards = tuple(int(k) for k in order[start:start + pool_shards])
+        rows = carried + sum(shard_sizes[k] for k in shards)
+        perm = rng.permutation(rows) if shuffle else np.arange(rows)
+        full = rows // batch_size * batch_size
+        last = start + pool_shards >= len(order)
+        if last and not drop_last and full < rows:
+            full = rows  # the epoch's final, smaller batch
+        batches = tuple(perm[i:i + batch_size] for i in range(0, full, batch_size))
+        carry = perm[full:] if not last else np.empty(0, dtype=np.int64)
+        pools.append(Pool(shards, batches, carry))
+        carried = len(carry)
+    return pools
+
+
+def _rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """This rank's contiguous part of a global batch (parts concatenated in rank order give it back)."""
+    return np.array_split(batch, world_size)[rank]
+
+
+class CacheLoader:
+    """Iterates a cache split as dicts of device tensors, the same batches for the same seed and epoch.
+
+    A split that fits `memory_budget` bytes is loaded once and kept on the device; otherwise shards are
+    read whole on a background thread (pinned when the device is CUDA) and copied with non_blocking=True,
+    `pool_shards` at a time. With `world_size` > 1 each rank yields its contiguous slice of every global
+    batch. `text_emb` is the cache's text table, put on the device once.
+    """
+
+    def __init__(self, cache, split: str = "train", *, batch_size: int = 32, device: str | torch.device = "cpu",
+                 fields: Sequence[str] | None = None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
+                 memory_budget: int | str = DEFAULT_MEMORY_BUDGET, pool_shards: int = 2, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if split not in cache.splits:
+            raise CacheError(f"the cache has no split {split!r} (it has: {', '.join(cache.splits) or 'none'})")
+        if not 0 <= rank < world_size:
+            raise PaxionError(f"rank {rank} is outside world size {world_size}")
+        self.cache, self.split = cache, split
+        self.batch_size, self.seed, self.shuffle, self.drop_last = batch_size, seed, shuffle, drop_last
+        self.pool_shards, self.rank, self.world_size = pool_shards, rank, world_size
+        self.device = torch.device(device)
+        self.fields = tuple(fields) if fields is not None else default_fields(cache.temporal)
+        self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
+        self.num_clips = sum(self.shard_sizes)
+        self.nbytes = self.num_clips * sum(_field_bytes(cache.manifest, f) for f in self.fields)
+        self.resident = self.nbytes <= parse_bytes(memory_budget)
+        self.text_emb = torch.from_numpy(np.ascontiguousarray(cache.text_emb)).to(self.device)
+        self.epoch = 0
+        self._data: dict[str, torch.Tensor] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order the next iteration follows (seed + epoch -> order)."""
+        self.epoch = epoch
+
+    def plan(self) -> list[Pool]:
+        """This epoch's pools and batches (global batches, before the rank slice)."""
+        return plan_epoch(self.shard_sizes, batch_size=self.batch_size, seed=self.seed, epoch=self.epoch,
+                          pool_shards=self.pool_shards, shuffle=self.shuffle, drop_last=self.drop_last)
+
+    def __len__(self) -> int:
+        return sum(len(pool.batches) for pool in self.plan())
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self._iter_resident() if self.resident else self._iter_streaming()
+
+    def _read_host(self, shard: int) -> dict[str, torch.Tensor]:
+        """One whole shard as host tensors, pinned when they are headed for a CUDA device."""
+        arrays = self.cache.read_shard(self.split, shard, fields=self.fields)
+        host = {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in self.fields}
+        if self.device.type == "cuda":
+            host = {name: t.pin_memory() for name, t in host.items()}
+        return host
+
+    def _to_device(self, host: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: t.to(self.device, non_blocking=True) for name, t in host.items()}
+
+    def _slice(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
+        index = torch.from_numpy(_rank_slice(rows, self.rank, self.world_size)).to(self.device)
+        return {name: t.index_select(0, index) for name, t in data.items()}
+
+    def _iter_resident(self) -> Iterator[dict[str, torch.Tensor]]:
+        if self._data is None:
+            shards = [self._to_device(self._read_host(k)) for k in range(len(self.shard_sizes))]
+            self._data = {name: torch.cat([s[name] for s in shards]) for name in self.fields}
+        offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)])
+        carried = np.empty(0, dtype=np.int64)
+        for pool in self.plan():
+            rows = np.concatenate([carried] + [np.arange(offsets[k], offsets[k + 1]) for k in pool.shards])
+            for batch in pool.batches:
+                yield self._slice(self._data, rows[batch])
+            carried = rows[pool.carry]
+
+    def _iter_streaming(self) -> Iterator[dict[str, torch.Tensor]]:
+        pools = self.plan()
+        reads = [k for pool in pools for k in pool.shards]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxion-prefetch") as executor:
+            # keep one pool's worth of reads ahead of the batches being used
+            pending: list[Future] = [executor.submit(self._read_host, k) for k in reads[:self.pool_shards]]
+            cursor = len(pending)
+            carried: dict[str, torch.Tensor] | None = None
+            for pool in pools:
+                loaded = []
+                for _ in pool.shards:
+                    host = pending.pop(0).result()
+                    if cursor < len(reads):
+                        pending.append(executor.submit(self._read_host, reads[cursor]))
+                        cursor += 1
+                    loaded.append(self._to_device(host))
+                parts = ([carried] if carried is not None else []) + loaded
+                buffer = {name: torch.cat([p[name] for p in parts]) for name in self.fields}
+                for batch in pool.batches:
+                    yield self._slice(buffer, batch)
+                keep = torch.from_numpy(pool.carry).to(self.device)
+                carried = {name: t.index_select(0, keep) for name, t in buffer.items()}

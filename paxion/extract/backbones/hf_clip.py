@@ -1,0 +1,25 @@
+"""Hugging Face CLIP as a frame-wise video backbone: each frame is an image, the video is their mean."""
+
+from __future__ import annotations
+
+import torch
+from transformers import CLIPModel
+
+from paxion.extract.backbones.base import VideoFeatures, time_mean
+from paxion.extract.backbones.hf_common import HFBackbone
+
+
+class HFClipBackbone(HFBackbone):
+    """CLIP image tower per frame: tokens = last hidden state (CLS + patches), frames = image features."""
+
+    model_class = CLIPModel
+    temporal = False
+
+    @torch.inference_mode()
+    def encode_video(self, pixels: torch.Tensor) -> VideoFeatures:
+        """Tokens [B, T, 1+P, D], projected frame embeddings [B, T, d], their time-mean [B, d]."""
+        b, t = pixels.shape[:2]
+        out = self.model.vision_model(pixel_values=pixels.to(self.device).flatten(0, 1))
+        frames = self.model.visual_projection(out.pooler_output).view(b, t, -1)
+        tokens = out.last_hidden_state.view(b, t, *out.last_hidden_state.shape[1:])
+        return VideoFeatures(tokens, frames, time_mean(frames))

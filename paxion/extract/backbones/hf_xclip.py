@@ -1,0 +1,33 @@
+"""Hugging Face X-CLIP as a temporal video backbone: its frames exchange messages, so order matters."""
+
+from __future__ import annotations
+
+import torch
+from transformers import XCLIPModel
+
+from paxion.errors import BackboneError
+from paxion.extract.backbones.base import VideoFeatures
+from paxion.extract.backbones.hf_common import HFBackbone
+
+
+class HFXClipBackbone(HFBackbone):
+    """X-CLIP: tokens from the cross-frame vision encoder, frames = projected CLS, pooled = its video embedding.
+
+    Text features are the plain projected text embeddings, without X-CLIP's video-conditioned prompts.
+    """
+
+    model_class = XCLIPModel
+    temporal = True
+
+    @torch.inference_mode()
+    def encode_video(self, pixels: torch.Tensor) -> VideoFeatures:
+        """Tokens [B, T, 1+P, D], projected frame CLS [B, T, d], the multi-frame integrated video [B, d]."""
+        b, t = pixels.shape[:2]
+        expected = self.model.config.vision_config.num_frames
+        if t != expected:
+            raise BackboneError(f"{self.name} was built for {expected} frames per clip, got {t}")
+        out = self.model.vision_model(pixel_values=pixels.to(self.device).flatten(0, 1))
+        frames = self.model.visual_projection(out.pooler_output).view(b, t, -1)
+        pooled = self.model.mit(frames).pooler_output
+        tokens = out.last_hidden_state.view(b, t, *out.last_hidden_state.shape[1:])
+        return VideoFeatures(tokens, frames, pooled)

@@ -1,0 +1,37 @@
+"""The cache's text table: every distinct text of the bench, encoded once, referred to by index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+TEXT_FIELDS = {"caption": "caption_idx", "template": "template_idx", "aa_caption": "aa_idx", "or_caption": "or_idx"}
+
+
+def distinct_texts(records: Iterable[dict]) -> list[str]:
+    """The sorted distinct texts (captions, templates, negatives, multiple-choice candidates) of bench records."""
+    texts: set[str] = set()
+    for r in records:
+        texts.update(r[k] for k in TEXT_FIELDS if r.get(k) is not None)
+        texts.update(r.get("candidates") or ())
+    return sorted(texts)
+
+
+def text_indices(record: dict, index: dict[str, int]) -> dict[str, np.ndarray]:
+    """A record's per-clip text references (-1 = none), plus `mc_idx`/`mc_answer` for multiple-choice records."""
+    out = {
+        field: np.int32(-1 if record.get(key) is None else index[record[key]]) for key, field in TEXT_FIELDS.items()
+    }
+    if record.get("candidates") is not None:
+        out["mc_idx"] = np.array([index[c] for c in record["candidates"]], dtype=np.int32)
+        out["mc_answer"] = np.int32(record["answer"])
+    return out
+
+
+@torch.inference_mode()
+def encode_texts(backbone: torch.nn.Module, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+    """Raw text embeddings [n, d] float32 of `texts`, encoded `batch_size` at a time."""
+    chunks = [backbone.encode_text(texts[i:i + batch_size]).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, backbone.embed_dim), dtype=np.float32)

@@ -1,0 +1,233 @@
+"""The trainable heads: Knowledge Patcher (Perceiver or Transformer), Knowledge Fuser and Side-Tuning."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries over a context; keys and values come from the context only.
+
+    Args (keyword-only):
+        dim: width of the queries and of the output.
+        context_dim: width of the context tokens (default None = dim).
+        heads: number of attention heads (default 8).
+        dim_head: width of each head (default 64).
+    """
+
+    def __init__(self, *, dim: int, context_dim: int | None = None, heads: int = 8, dim_head: int = 64) -> None:
+        super().__init__()
+        context_dim = dim if context_dim is None else context_dim
+        inner = heads * dim_head
+        self.heads = heads
+        self.norm_queries = nn.LayerNorm(dim)
+        self.norm_context = nn.LayerNorm(context_dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(context_dim, 2 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, queries: Tensor, context: Tensor) -> Tensor:
+        """Attend `queries` [B, L, dim] over `context` [B, M, context_dim]; returns [B, L, dim]."""
+        q = self.to_q(self.norm_queries(queries))
+        k, v = self.to_kv(self.norm_context(context)).chunk(2, dim=-1)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).flatten(2))
+
+
+class FeedForward(nn.Module):
+    """LayerNorm, Linear(dim, mult*dim), GELU, Linear(mult*dim, dim).
+
+    Args (keyword-only):
+        dim: input and output width.
+        mult: hidden width as a multiple of dim (default 2).
+    """
+
+    def __init__(self, *, dim: int, mult: int = 2) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, mult * dim), nn.GELU(), nn.Linear(mult * dim, dim)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the block to x [..., dim]."""
+        return self.net(x)
+
+
+class FusionBlock(nn.Module):
+    """Cross-attention (+residual), feed-forward (+residual), final LayerNorm: the Perceiver block.
+
+    Args (keyword-only):
+        dim: width of the queries and of the output.
+        context_dim: width of the context tokens (default None = dim).
+        heads: attention heads (default 8).
+        dim_head: width of each head (default 64).
+        ff_mult: feed-forward hidden width multiple (default 2).
+    """
+
+    def __init__(
+        self, *, dim: int, context_dim: int | None = None, heads: int = 8, dim_head: int = 64, ff_mult: int = 2
+    ) -> None:
+        super().__init__()
+        self.attend = CrossAttention(dim=dim, context_dim=context_dim, heads=heads, dim_head=dim_head)
+        self.feed_forward = FeedForward(dim=dim, mult=ff_mult)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, queries: Tensor, context: Tensor) -> Tensor:
+        """Update `queries` [B, L, dim] from `context` [B, M, context_dim]."""
+        x = queries + self.attend(queries, context)
+        x = x + self.feed_forward(x)
+        return self.norm(x)
+
+
+def _embedding(*shape: int) -> nn.Parameter:
+    """A learned embedding table initialised with small random values (std 0.02)."""
+    return nn.Parameter(torch.randn(*shape) * 0.02)
+
+
+class KPPerceiver(nn.Module):
+    """Knowledge Patcher: learned latents cross-attend over the frozen backbone's visual tokens.
+
+    Args (keyword-only):
+        token_dim: width D of the backbone's visual tokens.
+        dim: width d of the latents (the backbone's joint video-text space).
+        frames: frames T per clip.
+        tokens_per_frame: tokens N per frame.
+        num_latents: number of learned latents L (default 16).
+        heads: attention heads (default 8).
+        dim_head: width of each head (default 64).
+        ff_mult: feed-forward hidden width multiple (default 2).
+        temporal_embedding: add a learned embedding per frame to its tokens (default True).
+        spatial_embedding: add a learned embedding per token position (default True); frozen tokens of a
+            backbone trained through a pooled output carry little position, which motion actions need.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_dim: int,
+        dim: int,
+        frames: int,
+        tokens_per_frame: int,
+        num_latents: int = 16,
+        heads: int = 8,
+        dim_head: int = 64,
+        ff_mult: int = 2,
+        temporal_embedding: bool = True,
+        spatial_embedding: bool = True,
+    ) -> None:
+        super().__init__()
+        self.temporal = _embedding(frames, 1, token_dim) if temporal_embedding else None
+        self.spatial = _embedding(tokens_per_frame, token_dim) if spatial_embedding else None
+        self.latents = _embedding(num_latents, dim)
+        self.block = FusionBlock(dim=dim, context_dim=token_dim, heads=heads, dim_head=dim_head, ff_mult=ff_mult)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Map visual tokens [B, T, N, D] to latents [B, L, d] (not normalised)."""
+        if self.temporal is not None:
+            tokens = tokens + self.temporal
+        if self.spatial is not None:
+            tokens = tokens + self.spatial
+        latents = self.latents.expand(tokens.shape[0], -1, -1)
+        return self.block(latents, tokens.flatten(1, 2))
+
+
+class KPTransformer(nn.Module):
+    """Knowledge Patcher variant: one transformer encoder layer over all tokens, mean-pooled, projected to d.
+
+    Args (keyword-only):
+        token_dim: width D of the backbone's visual tokens (must be divisible by heads).
+        dim: output width d (the backbone's joint video-text space).
+        frames: frames T per clip.
+        tokens_per_frame: tokens N per frame.
+        heads: self-attention heads (default 4).
+        ff_mult: feed-forward hidden width as a multiple of D (default 2).
+        temporal_embedding: add a learned embedding per frame to its tokens (default True).
+    """
+
+    def __init__(
+        self,
+        *,
+        token_dim: int,
+        dim: int,
+        frames: int,
+        tokens_per_frame: int,
+        heads: int = 4,
+        ff_mult: int = 2,
+        temporal_embedding: bool = True,
+    ) -> None:
+        super().__init__()
+        self.temporal = _embedding(frames, 1, token_dim) if temporal_embedding else None
+        self.encoder = nn.TransformerEncoderLayer(
+            d_model=token_dim, nhead=heads, dim_feedforward=ff_mult * token_dim, dropout=0.0, batch_first=True
+        )
+        self.project = nn.Linear(token_dim, dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Map visual tokens [B, T, N, D] to one vector [B, 1, d] (not normalised)."""
+        if self.temporal is not None:
+            tokens = tokens + self.temporal
+        encoded = self.encoder(tokens.flatten(1, 2))
+        return self.project(encoded.mean(dim=1, keepdim=True))
+
+
+class KnowledgeFuser(nn.Module):
+    """Knowledge Fuser: the backbone's pooled video embedding cross-attends over the patcher's latents.
+
+    Args (keyword-only):
+        dim: width d of the joint space (pooled embedding and latents).
+        heads: attention heads (default 8).
+        dim_head: width of each head (default 64).
+        ff_mult: feed-forward hidden width multiple (default 2).
+    """
+
+    def __init__(self, *, dim: int, heads: int = 8, dim_head: int = 64, ff_mult: int = 2) -> None:
+        super().__init__()
+        self.block = FusionBlock(dim=dim, heads=heads, dim_head=dim_head, ff_mult=ff_mult)
+
+    def forward(self, pooled: Tensor, latents: Tensor) -> Tensor:
+        """Fuse pooled [B, d] with latents [B, L, d] into [B, 1, d] (not normalised)."""
+        return self.block(pooled[:, None], latents)
+
+
+class SideTuning(nn.Module):
+    """Side-Tuning: alpha-blend of the normalised backbone embedding and the normalised mean latent.
+
+    Args (keyword-only):
+        init: initial value of the blend logit a, alpha = sigmoid(a) (default 0.0, alpha = 0.5).
+    """
+
+    def __init__(self, *, init: float = 0.0) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(float(init)))
+
+    @property
+    def alpha(self) -> Tensor:
+        """The weight of the backbone embedding, sigmoid(a)."""
+        return torch.sigmoid(self.a)
+
+    def forward(self, pooled: Tensor, latents: Tensor) -> Tensor:
+        """Blend pooled [B, d] with latents [B, L, d] into [B, 1, d] (not normalised)."""
+        side = F.normalize(latents.mean(dim=1), dim=-1)
+        fused = self.alpha * F.normalize(pooled, dim=-1) + (1 - self.alpha) * side
+        return fused[:, None]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def format_parameters(count: int, backbone_params: int | None = None) -> str:
+    """A parameter count as "4.2M (0.9%)", the share being of the backbone's size when known."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= size:
+            text = f"{count / size:.1f}{suffix}"
+            break
+    else:
+        text = str(count)
+    if backbone_params:
+        text += f" ({100 * count / backbone_params:.1f}%)"
+    return text

@@ -1,0 +1,112 @@
+"""The cache format: int8 quantisation, the reader's checks, verify and info."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from fakes import FakeBackbone, make_bench
+
+from paxion.cache.manifest import read_manifest, sha256_file, summarize
+from paxion.cache.quant import dequantize_int8, quantize_int8
+from paxion.cache.reader import Cache
+from paxion.cache.verify import verify_cache
+from paxion.errors import CacheError
+from paxion.extract.pipeline import extract
+
+
+@pytest.fixture()
+def cache_dir(tmp_path):
+    """A fresh cache: 4 train clips in 2 shards + 2 validation clips, fake frame-wise backbone."""
+    bench = make_bench(tmp_path / "world", {"train": 4, "validation": 2})
+    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, batch_size=2)
+    return tmp_path / "cache"
+
+
+def test_int8_roundtrip_error_is_within_half_a_step():
+    x = np.random.default_rng(0).normal(size=(3, 5, 64)).astype(np.float32) * [[[1.0]], [[10.0]], [[0.01]]]
+    x[0, 0] = 0.0
+    q, scale = quantize_int8(x)
+    assert q.dtype == np.int8 and scale.dtype == np.float16 and scale.shape == (3, 5)
+    err = np.abs(dequantize_int8(q, scale) - x)
+    assert (err <= scale.astype(np.float32)[..., None] * 0.5 + 1e-6).all()
+    assert (dequantize_int8(q, scale)[0, 0] == 0).all()
+
+
+def test_reader_contract(cache_dir):
+    cache = Cache(cache_dir, backbone="fake-framewise")
+    assert cache.splits == ["train", "validation"] and not cache.temporal
+    assert (cache.num_shards("train"), cache.num_clips("train")) == (2, 4)
+    shard = cache.read_shard("train", 1, fields=["tokens", "id"])
+    assert set(shard) == {"tokens", "id"} and shard["tokens"].shape == (2, 4, 16, 12)
+    assert shard["tokens"].dtype == np.float32
+    whole = cache.read_split("validation")
+    assert whole["salient"].dtype == bool and whole["delta_vt"].shape == (2,)
+    assert cache.text_emb.shape == (len(cache.texts), 8)
+    with pytest.raises(CacheError, match="no split"):
+        cache.read_split("test")
+
+
+def test_other_backbone_or_schema_is_refused(cache_dir):
+    with pytest.raises(CacheError, match="fake-temporal"):
+        Cache(cache_dir, backbone=FakeBackbone(temporal=True))
+    with pytest.raises(CacheError, match="config"):
+        Cache(cache_dir, backbone=FakeBackbone(seed=1))
+    manifest = read_manifest(cache_dir)
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"schema_version": 99}))
+    with pytest.raises(CacheError, match="schema version 99"):
+        Cache(cache_dir)
+
+
+def test_truncated_or_missing_shard_is_refused(cache_dir):
+    shard = cache_dir / "train-00001.h5"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(CacheError, match="truncated"):
+        Cache(cache_dir)
+    shard.unlink()
+    with pytest.raises(CacheError, match="missing"):
+        Cache(cache_dir)
+    assert any("missing" in p for p in verify_cache(cache_dir))
+
+
+def _flip_token_bytes(path):
+    with h5py.File(path, "r") as f:
+        offset = f["tokens"].id.get_chunk_info(1).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 10:offset + 20] = bytes(b ^ 0xFF for b in data[offset + 10:offset + 20])
+    path.write_bytes(bytes(data))
+
+
+def test_verify_catches_a_corrupted_shard(cache_dir):
+    assert verify_cache(cache_dir) == []
+    _flip_token_bytes(cache_dir / "train-00000.h5")
+    problems = verify_cache(cache_dir)
+    assert len(problems) == 1 and "train-00000.h5" in problems[0] and "sha256" in problems[0]
+    with pytest.raises(CacheError, match="corrupt"):
+        Cache(cache_dir).read_shard("train", 0)  # never wrong numbers: HDF5 checks each chunk
+
+
+def test_verify_catches_non_finite_values_and_bad_shapes(cache_dir):
+    path = cache_dir / "validation-00000.h5"
+    with h5py.File(path, "r+") as f:
+        f["pooled"][0, 3] = np.nan
+    manifest = read_manifest(cache_dir)
+    manifest["splits"]["validation"]["shards"][0] |= {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify_cache(cache_dir)
+    assert len(problems) == 1 and "non-finite" in problems[0] and "pooled" in problems[0]
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"frames": 5}))
+    problems = verify_cache(cache_dir)
+    assert len(problems) == 6 and all("'tokens' has shape" in p or "'frames' has shape" in p for p in problems)
+
+
+def test_summary_counts_clips_bytes_and_failures(tmp_path):
+    bench = make_bench(tmp_path / "world", {"train": 3}, bad={"t0": "missing"})
+    extract(*bench, tmp_path / "c", FakeBackbone(), frames=4, workers=0)
+    info = summarize(read_manifest(tmp_path / "c"))
+    assert info["splits"]["train"]["clips"] == 2 and info["failed"] == 1
+    size = (tmp_path / "c" / "train-00000.h5").stat().st_size
+    assert info["splits"]["train"]["bytes_per_clip"] == size / 2
+    assert info["token_dtype"] == "fp16" and info["backbone"]["name"] == "fake-framewise"

@@ -1,0 +1,70 @@
+"""Recall, median rank, multiple-choice accuracy and the backbone ensemble on examples worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from paxion.retrieval.index import ExactIndex
+from paxion.retrieval.metrics import choice_accuracy, ensemble_probabilities, first_hit_ranks, retrieval_metrics
+
+# Four items in 2-D with keys a=0, b=1, b=1, c=2.
+ITEMS = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+ITEM_KEYS = np.array([0, 1, 1, 2])
+# Scores by hand and the resulting ranking (equal scores by ascending item id):
+#   q0 (1, 0)      key 1: 1, .8, 0, -1       -> 0 1 2 3   first key-1 item (1) at rank 2
+#   q1 (0, 1)      key 2: 0, .6, 1, 0        -> 2 1 0 3   item 3 ties item 0 at 0, comes after it: rank 4
+#   q2 (-1, 0)     key 1: -1, -.8, 0, 1      -> 3 2 1 0   item 2 at rank 2
+#   q3 (.6, .8)    key 0: .6, .96, .8, -.6   -> 1 2 0 3   item 0 at rank 3
+#   q4 (.8, .6)    key 1: .8, 1, .6, -.8     -> 1 0 2 3   item 1 at rank 1
+QUERIES = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+QUERY_KEYS = np.array([1, 2, 1, 0, 1])
+
+
+def test_first_hit_ranks_by_hand():
+    ranks = first_hit_ranks(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=4)
+    np.testing.assert_array_equal(ranks, [2, 4, 2, 3, 1])
+    shallow = first_hit_ranks(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=2)
+    np.testing.assert_array_equal(shallow, [2, math.inf, 2, math.inf, 1])
+
+
+@pytest.mark.parametrize("ks", [(1, 2, 3), (1,)])
+def test_recall_and_median_rank_by_hand(ks):
+    # ranks 2 4 2 3 1: R@1 = 1/5, R@2 = 3/5, R@3 = 4/5, median 2 (also when only the top 1 is searched first)
+    out = retrieval_metrics(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, ks=ks)
+    expected = {"r1": 20.0, "r2": 60.0, "r3": 80.0}
+    assert out == pytest.approx({**{f"r{k}": expected[f"r{k}"] for k in ks}, "medr": 2.0, "n": 5})
+
+
+def test_median_rank_of_an_even_number_of_queries_averages_the_middle_two():
+    out = retrieval_metrics(ExactIndex(ITEMS), QUERIES[:4], QUERY_KEYS[:4], ITEM_KEYS, ks=(1,))
+    assert out["medr"] == 2.5  # ranks 2 4 2 3
+
+
+def test_multi_vector_item_counts_its_best_vector():
+    # item 0 gets a second vector equal to q1; every other item's second vector is (1, 0)
+    items = np.stack([ITEMS, ITEMS[[0, 0, 0, 0]]], axis=1)
+    items[0, 1] = [0.0, 1.0]
+    ranks = first_hit_ranks(ExactIndex(items), QUERIES[1:2], np.array([0]), ITEM_KEYS, depth=4)
+    # q1 scores: item 0 max(0, 1) = 1, item 1 max(.6, 0) = .6, item 2 max(1, 0) = 1, item 3 max(0, 0) = 0
+    # ranking 0 2 1 3 (0 before 2 on the tie at 1): key 0 at rank 1 (rank 3 on the first vectors alone)
+    np.testing.assert_array_equal(ranks, [1])
+
+
+def test_choice_accuracy_breaks_ties_towards_the_lowest_index():
+    scores = np.array([[0.1, 0.5, 0.5], [0.9, 0.2, 0.1], [0.3, 0.3, 0.3], [0.2, 0.7, 0.7]])
+    answers = np.array([1, 0, 2, 2])
+    # predictions 1 (tie of 1 and 2), 0, 0 (three-way tie), 1: two of four right
+    out = choice_accuracy(scores, answers)
+    assert (out["accuracy"], out["n"]) == (50.0, 4)
+    assert out["ci95"][0] < 50.0 < out["ci95"][1]
+
+
+def test_backbone_ensemble_adds_softmax_probabilities():
+    model = np.array([[0.30, 0.31]])  # x 10: logits 3, 3.1 -> p = 1 / (1 + e^0.1) = 0.47502, 0.52498
+    backbone = np.array([[0.25, 0.20]])  # x 100: logits 25, 20 -> p = 1 / (1 + e^-5) = 0.99331, 0.00669
+    summed = ensemble_probabilities(model, 10.0, backbone, 100.0)
+    np.testing.assert_allclose(summed, [[0.47502 + 0.99331, 0.52498 + 0.00669]], atol=1e-5)
+    # the model alone picks candidate 1, the ensemble picks 0
+    assert choice_accuracy(model, np.array([0]))["accuracy"] == 0.0
+    assert choice_accuracy(summed, np.array([0]))["accuracy"] == 100.0

@@ -1,0 +1,182 @@
+"""Downstream tasks and `paxion retrieve` on a tiny real cache, checked against dense NumPy references."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from tiny_cache import make_cache
+
+from paxion import cli as cli_module
+from paxion.cache.manifest import read_json, write_json
+from paxion.cache.reader import Cache
+from paxion.cache.writer import ShardWriter
+from paxion.errors import CacheError, PaxionError
+from paxion.retrieval.metrics import ensemble_probabilities
+from paxion.retrieval.tasks import run_task
+from paxion.trainer.scoring import BackboneScorer
+
+TEMPLATES = [f"template {a}" for a in range(4)]
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _set_bench(root, **bench):
+    manifest = read_json(root / "manifest.json")
+    manifest["bench"].update(bench)
+    write_json(root / "manifest.json", manifest)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    root = make_cache(tmp_path_factory.mktemp("cache"), clips={"validation": 60}, shard_size=25)
+    _set_bench(root, classes=TEMPLATES, temporal_classes=TEMPLATES[:2])
+    return root
+
+
+def _dense_metrics(scores, query_keys, item_keys, ks):
+    """Recall and median rank from a full score matrix [queries, items], ties by ascending item id."""
+    ids = np.arange(scores.shape[1])
+    ranks = []
+    for row, key in zip(scores, query_keys):
+        order = np.lexsort((ids, -row))
+        ranks.append(1 + np.flatnonzero(item_keys[order] == key)[0])
+    return {**{f"r{k}": 100.0 * np.mean(np.array(ranks) <= k) for k in ks}, "medr": float(np.median(ranks)),
+            "n": len(ranks)}
+
+
+@pytest.mark.parametrize("task,field", [("label", "caption_idx"), ("template", "template_idx")])
+def test_retrieval_tasks_match_dense_reference(cache_dir, task, field):
+    cache = Cache(cache_dir)
+    data = cache.read_split("validation", ["pooled", field])
+    videos, keys = _unit(data["pooled"].astype(np.float64)), data[field]
+    text_ids = np.unique(keys)
+    texts = _unit(cache.text_emb[text_ids].astype(np.float64))
+    out = run_task(cache, BackboneScorer(temporal=False), task, ks=(1, 3))
+    assert out["v2t"] == pytest.approx(_dense_metrics(videos @ texts.T, keys, text_ids, (1, 3)))
+    assert out["t2v"] == pytest.approx(_dense_metrics(texts @ videos.T, text_ids, keys, (1, 3)))
+
+
+def test_temporal_task_restricts_videos_and_texts(cache_dir, tmp_path):
+    cache = Cache(cache_dir)
+    templates = cache.read_split("validation", ["template_idx"])["template_idx"]
+    in_first_two = np.isin([cache.texts[t] for t in templates], TEMPLATES[:2]).sum()
+    out = run_task(cache, BackboneScorer(temporal=False), "temporal")
+    assert (out["v2t"]["n"], out["t2v"]["n"]) == (in_first_two, 2)
+    one = run_task(cache, BackboneScorer(temporal=False), "temporal", classes=[TEMPLATES[3]])
+    assert one["t2v"] == {"r1": 100.0, "r5": 100.0, "r10": 100.0, "medr": 1.0, "n": 1}
+    assert one["v2t"]["r1"] == 100.0  # a single candidate text is always first
+
+
+class _ProjectedScorer:
+    """A stand-in trained model: the pooled embedding through a fixed random matrix, temperature 1/100."""
+
+    logit_scale = 100.0
+
+    def __init__(self, dim):
+        self.matrix = torch.from_numpy(np.random.default_rng(3).normal(size=(dim, dim)))
+
+    def video_fields(self, *, reverse=False):
+        return ("pooled",)
+
+    def encode_videos(self, batch, *, reverse=False):
+        out = batch["pooled"].double() @ self.matrix
+        return (out / out.norm(dim=-1, keepdim=True))[:, None].float()
+
+    def encode_texts(self, text_emb):
+        return text_emb / text_emb.norm(dim=-1, keepdim=True)
+
+
+def test_zeroshot_with_and_without_backbone_ensemble(cache_dir):
+    cache = Cache(cache_dir)
+    data = cache.read_split("validation", ["pooled", "label"])
+    classes = _unit(cache.text_emb[[cache.texts.index(t) for t in TEMPLATES]].astype(np.float64))
+    model = _ProjectedScorer(classes.shape[1])
+    model_videos = _unit(data["pooled"].astype(np.float64) @ model.matrix.numpy())
+    model_scores, backbone_scores = model_videos @ classes.T, _unit(data["pooled"].astype(np.float64)) @ classes.T
+    alone = run_task(cache, model, "zeroshot")
+    assert alone["accuracy"] == pytest.approx(100.0 * np.mean(model_scores.argmax(1) == data["label"]))
+    both = run_task(cache, model, "zeroshot", ensemble_with=BackboneScorer(temporal=False))
+    summed = ensemble_probabilities(model_scores, 100.0, backbone_scores, 100.0)
+    assert both["accuracy"] == pytest.approx(100.0 * np.mean(summed.argmax(1) == data["label"]))
+    assert alone["n"] == both["n"] == 60
+    backbone_alone = run_task(cache, BackboneScorer(temporal=False), "zeroshot")
+    assert both["accuracy"] not in (alone["accuracy"], backbone_alone["accuracy"])  # both models count
+
+
+@pytest.fixture(scope="module")
+def mc_cache_dir(tmp_path_factory):
+    """The tiny cache with NExT-QA fields: candidates [own caption, antonym caption, other object], answer 0/1/2."""
+    root = make_cache(tmp_path_factory.mktemp("mc"), clips={"validation": 30}, shard_size=30)
+    cache = Cache(root)
+    shard = cache.read_shard("validation", 0)
+    answer = np.arange(30) % 3
+    candidates = np.stack([shard["aa_idx"], shard["or_idx"]], axis=1)
+    shard["mc_idx"] = np.array(
+        [np.insert(c, a, own) for c, a, own in zip(candidates, answer, shard["caption_idx"])], dtype=np.int32
+    )
+    shard["mc_answer"] = answer.astype(np.int32)
+    writer = ShardWriter(root / "validation-00000.h5", capacity=30)
+    writer.append(shard)
+    manifest = read_json(root / "manifest.json")
+    manifest["splits"]["validation"]["shards"] = [writer.finish()]
+    write_json(root / "manifest.json", manifest)
+    return root
+
+
+def test_multiple_choice_accuracy_matches_per_clip_reference(mc_cache_dir):
+    cache = Cache(mc_cache_dir)
+    data = cache.read_split("validation", ["pooled", "mc_idx", "mc_answer"])
+    right = [
+        np.argmax(_unit(cache.text_emb[idx].astype(np.float64)) @ _unit(video.astype(np.float64))) == answer
+        for video, idx, answer in zip(data["pooled"], data["mc_idx"], data["mc_answer"])
+    ]
+    out = run_task(cache, BackboneScorer(temporal=False), "mc")
+    assert (out["accuracy"], out["n"]) == (pytest.approx(100.0 * np.mean(right)), 30)
+
+
+def test_bad_requests_raise_one_line_errors(cache_dir, tmp_path):
+    cache, scorer = Cache(cache_dir), BackboneScorer(temporal=False)
+    with pytest.raises(CacheError, match="mc_idx"):
+        run_task(cache, scorer, "mc")
+    with pytest.raises(PaxionError, match="ensemble"):
+        run_task(cache, scorer, "label", ensemble_with=scorer)
+    with pytest.raises(PaxionError, match="not in the cache's text table"):
+        run_task(cache, scorer, "temporal", classes=["Juggling something"])
+    with pytest.raises(CacheError, match="no split"):
+        run_task(cache, scorer, "label", split="test")
+
+
+def test_cli_writes_json_with_the_requested_cut_offs(cache_dir, tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli_module.cli, ["retrieve", "--cache", str(cache_dir), "--task", "template",
+                                                 "--k", "1,2", "--json", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert set(written) == {"v2t", "t2v"}
+    assert set(written["v2t"]) == set(written["t2v"]) == {"r1", "r2", "medr", "n"}
+    assert written["t2v"]["n"] == 4 and 0.0 <= written["v2t"]["r1"] <= written["v2t"]["r2"] <= 100.0
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{TEMPLATES[0]}\n\n{TEMPLATES[2]}\n")
+    result = CliRunner().invoke(cli_module.cli, ["retrieve", "--cache", str(cache_dir), "--task", "temporal",
+                                                 "--classes", str(classes), "--json", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["t2v"]["n"] == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "mc"], "mc_idx"),
+    (["--task", "label", "--k", "0,5"], "at least 1"),
+    (["--task", "label", "--ensemble"], "ensemble"),
+])
+def test_cli_errors_are_one_line(cache_dir, monkeypatch, capsys, args, message):
+    monkeypatch.setattr(sys, "argv", ["paxion", "retrieve", "--cache", str(cache_dir), "--device", "cpu", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

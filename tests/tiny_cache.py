@@ -1,0 +1,77 @@
+"""A tiny feature cache with a temporal signal, written straight with the cache writer (no videos, no backbone).
+
+A frame-wise "backbone": each clip's tokens are its object's vector plus its action's direction vector
+times a ramp over the frames, forward or backward by the action. The pooled embedding is the mean over
+frames, where the ramp cancels: the backbone sees the object but not the direction of the action, so its
+Action Antonym accuracy is near chance and Video Reversal is all ties, while the tokens hold the answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
+from paxion.cache.writer import ShardWriter, write_texts
+
+FRAMES, TOKENS, DIM = 4, 2, 16
+OBJECTS, PAIRS = 3, 2  # actions 2p and 2p + 1 are reversals of each other
+
+
+def _caption(action: int, obj: int) -> str:
+    return f"action {action} on object {obj}"
+
+
+def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_size: int = 48, seed: int = 0,
+               builtin_world: bool = False) -> Path:
+    """Write the cache under `root` (default 192 train / 96 validation clips) and return its path."""
+    clips = clips or {"train": 192, "validation": 96}
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    obj_vec = rng.normal(size=(OBJECTS, DIM))
+    dir_vec = rng.normal(size=(PAIRS, DIM))
+    actions = 2 * PAIRS
+    texts = [_caption(a, o) for a in range(actions) for o in range(OBJECTS)] + [f"template {a}" for a in range(actions)]
+    act_emb = rng.normal(size=(actions, DIM))
+    emb = np.concatenate([(act_emb[:, None] + obj_vec[None]).reshape(-1, DIM), act_emb]).astype(np.float32)
+    texts_record = write_texts(root / "texts.h5", texts, emb)
+    ramp = np.linspace(-1.0, 1.0, FRAMES)
+    splits = {}
+    for split, n in clips.items():
+        action = rng.integers(0, actions, size=n)
+        obj = rng.integers(0, OBJECTS, size=n)
+        sign = np.where(action % 2 == 0, 1.0, -1.0)
+        tokens = (obj_vec[obj][:, None, None] + (sign[:, None] * ramp)[:, :, None, None] * dir_vec[action // 2][:, None, None]
+                  + 0.3 * rng.normal(size=(n, FRAMES, TOKENS, DIM)))
+        frames = tokens.mean(axis=2)
+        other = (obj + 1) % OBJECTS
+        fields = {
+            "id": np.array([f"{split}{i}" for i in range(n)], dtype=object),
+            "tokens": tokens.astype(np.float32),
+            "pooled": frames.mean(axis=1).astype(np.float32),
+            "frames": frames.astype(np.float32),
+            "caption_idx": (action * OBJECTS + obj).astype(np.int32),
+            "template_idx": (actions * OBJECTS + action).astype(np.int32),
+            "aa_idx": ((action ^ 1) * OBJECTS + obj).astype(np.int32),
+            "or_idx": (action * OBJECTS + other).astype(np.int32),
+            "label": action.astype(np.int32),
+            "delta_vt": np.ones(n, dtype=np.float32),
+            "theta_vv": np.zeros(n, dtype=np.float32),
+            "salient": rng.random(n) < 0.8,
+        }
+        shards = []
+        for k, start in enumerate(range(0, n, shard_size)):
+            writer = ShardWriter(root / shard_file(split, k), capacity=min(shard_size, n - start))
+            writer.append({name: a[start:start + shard_size] for name, a in fields.items()})
+            shards.append(writer.finish())
+        splits[split] = {"clips": n, "shards": shards}
+    backbone = {"name": "fake-framewise", "config_hash": f"fake{seed}", "temporal": False, "embed_dim": DIM,
+                "token_dim": DIM, "tokens_per_frame": TOKENS, "num_params": 1_000_000}
+    write_json(root / "manifest.json", {
+        "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": "fp16",
+        "saliency": {"delta_vt": 0.003, "theta_vv": 0.95},
+        "bench": {"dataset": "tiny", "builtin_world": builtin_world, "classes": None, "temporal_classes": None},
+        "texts": texts_record, "splits": splits, "failed": []})
+    return root
