@@ -1,6 +1,6 @@
 """Extraction speed against the backbone's forward pass alone on decoded frames; cache bytes per clip, fp16 vs int8.
 
-Run: python benchmarks/bench_extract.py [--clips 256] [--workers 2] [--device auto]
+Run: python benchmarks/bench_extract.py [--clips 256] [--workers 2] [--device auto] [--bench B --videos V]
 Goal: extraction clips/s >= 0.8 x forward-only clips/s (decoding overlaps the forward pass).
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -64,12 +65,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--bench", type=Path, default=None, help="Use this bench (and --videos), not a new world.")
+    parser.add_argument("--videos", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None, help="Folder for the world and caches (default: a temp).")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    root = Path(tempfile.mkdtemp(prefix="paxion-bench-extract-"))
-    bench, videos = make_world(root, args.clips)
+    root = args.work or Path(tempfile.mkdtemp(prefix="paxion-bench-extract-"))
+    bench, videos = (args.bench, args.videos) if args.bench else make_world(root, args.clips)
     backbone, which = make_backbone(device)
-    print(f"data: built-in synth world, {args.clips} clips; backbone: {which}; device: {device}; "
+    print(f"data: {bench} (built-in synth world); backbone: {which}; device: {device}; "
           f"workers: {args.workers}; torch threads: {torch.get_num_threads()}")
 
     rows = [json.loads(line) for line in (bench / "train.jsonl").read_text().splitlines()]
@@ -80,6 +84,7 @@ def main() -> None:
 
     sizes, extract_s = {}, {}
     for dtype in ("fp16", "int8"):
+        shutil.rmtree(root / f"cache-{dtype}", ignore_errors=True)  # time a full extraction, not a resume
         start = time.perf_counter()
         extract(bench, videos, root / f"cache-{dtype}", backbone, frames=args.frames, batch_size=args.batch_size,
                 workers=args.workers, device=device, token_dtype=dtype)

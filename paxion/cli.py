@@ -263,9 +263,8 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
     from rich.progress import Progress
 
     from paxion.extract.backbones import load_backbone
-    from paxion.extract.pipeline import extract, resolve_device, work_split
+    from paxion.extract.pipeline import extract, resolve_device
 
-    k, i = work_split(num_shards, shard_index)
     device = resolve_device(device)
     model = load_backbone(backbone, device=device)
     with Progress(console=err_console, transient=True) as bar:
@@ -273,7 +272,7 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
         result = extract(
             bench_dir, videos, out, model, splits=splits.split(",") if splits else None, frames=frames,
             batch_size=batch_size, workers=workers, device=device, token_dtype=token_dtype, shard_size=shard_size,
-            num_shards=k, shard_index=i, overwrite=overwrite,
+            num_shards=num_shards, shard_index=shard_index, overwrite=overwrite,
             progress=lambda p: bar.update(task, completed=p.clips_done, total=p.clips_total),
         )
     console.print(f"{result.clips} clips cached, {len(result.failed)} failed; {result.shards_written} shards "
@@ -302,9 +301,10 @@ def cache_info(root: str) -> None:
 
     info = summarize(read_manifest(root))
     bb = info["backbone"]
-    table = Table(title=f"{root}: {bb['name']} ({bb['config_hash']}, {bb['num_params']:,} params, "
-                        f"{'temporal' if bb['temporal'] else 'frame-wise'}), {info['frames']} frames, "
-                        f"{info['token_dtype']} tokens, {info['texts']} texts")
+    console.print(f"{root}: backbone {bb['name']} ({bb['config_hash']}, {bb['num_params']:,} parameters, "
+                  f"{'temporal' if bb['temporal'] else 'frame-wise'}), {info['frames']} frames, "
+                  f"{info['token_dtype']} tokens, {info['texts']} distinct texts", highlight=False)
+    table = Table()
     for column in ("split", "clips", "shards", "MB", "KB per clip"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, split in info["splits"].items():
@@ -408,7 +408,7 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
         kind = event["event"]
         if kind == "start":
             config = event["config"]
-            console.print(f"training {config['model']} [{config['objective']}] on {config['split']} "
+            console.print(f"training {config['model']} \\[{config['objective']}] on {config['split']} "
                           f"({event['device']}, {'resident' if event['resident'] else 'streamed'} features): "
                           f"{config['epochs']} epochs x {event['steps_per_epoch']} steps, batch "
                           f"{config['batch_size']}, lr {config['lr']:g} {config['schedule']}")
@@ -603,6 +603,54 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
 
 
 # ---- demo ----
+
+
+class _StageReporter:
+    """Draws one progress bar per stage of the demo and prints each stage's time when done."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def stage(self, name: str, total: int | None):
+        self.task = self.progress.add_task(name, total=total)
+        return lambda n=1: self.progress.advance(self.task, n)
+
+    def done(self, name: str, seconds: float, reused: bool) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        note = " [dim](done earlier, reused)[/dim]" if reused else ""
+        self.progress.console.print(f"[green]✓[/green] {name}  {seconds:.1f} s{note}")
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(file_okay=False), default="paxion-demo", show_default=True,
+              help="Directory for the world, bench, cache, runs and the report; a rerun reuses finished stages.")
+@click.option("--quick", is_flag=True, help="A smaller world and fewer epochs: the whole study in about 2 minutes.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where extraction and training run (auto: CUDA when available).")
+def demo(out: str, quick: bool, device: str) -> None:
+    """Reproduce the paper's findings on the built-in world, in minutes, on a CPU.
+
+    \b
+    Stages: synth world -> bench build -> extract (toy backbone) -> ActionBench of the backbone ->
+    KP-Transformer [VTC], KP-Perceiver [VTC], KP-Perceiver [VTC+DVDM] -> ActionBench of each ->
+    KP-Perceiver FT, Side-Tuning and the PAXION fuser -> retrieval (label, template, temporal).
+    Writes OUT/report.json (every number) and OUT/report.png (the ActionBench figure).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from paxion.demo.report import actionbench_table, plot_actionbench, retrieval_table, timings_table
+    from paxion.demo.study import run_study
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        report = run_study(out, quick=quick, device=device, reporter=_StageReporter(progress))
+    figure = plot_actionbench(report, f"{out}/report.png")
+    for table in (actionbench_table(report), retrieval_table(report), timings_table(report)):
+        console.print(table)
+    console.print(f"report: {out}/report.json, figure: {figure}")
 
 
 def main() -> None:

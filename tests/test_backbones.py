@@ -153,3 +153,20 @@ def test_train_toy_end_to_end_on_a_tiny_world(tiny_world, tmp_path):
     assert summary["validation"]["clips"] == 40 and summary["validation"]["time_blind"] == 1.0
     assert {s[0] for s in steps} == {"decode", "train"}
     assert load_toy(tmp_path / "w.pt").tokens_per_frame == 37
+
+
+def _paxion(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "paxion", *args], check=False, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_info_and_bad_input(toy, tmp_path):
+    ok = _paxion("backbone", "info", "toy")
+    assert ok.returncode == 0 and toy.config_hash() in ok.stdout
+    bad = _paxion("backbone", "info", "nope")
+    assert bad.returncode == 1 and "unknown backbone" in bad.stderr and "Traceback" not in bad.stderr
+    missing = _paxion("backbone", "train-toy", "--world", str(tmp_path / "none"), "--out", str(tmp_path / "w.pt"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

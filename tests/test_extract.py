@@ -13,10 +13,11 @@ from fakes import FakeBackbone, make_bench
 
 from paxion.cache.reader import Cache
 from paxion.cli import main
-from paxion.errors import CacheError
+from paxion.errors import CacheError, PaxionError
 from paxion.extract import backbones
 from paxion.extract.pipeline import extract
 from paxion.extract.saliency import state_change
+from paxion.extract.texts import distinct_texts, text_indices
 from paxion.extract.video import read_frames
 
 
@@ -135,13 +136,21 @@ def test_other_config_into_same_dir_is_refused(bench, tmp_path):
     assert Cache(tmp_path / "c").read_split("train")["tokens"].shape[1] == 6
 
 
-def test_two_processes_make_the_same_cache_as_one(bench, tmp_path):
+def test_two_processes_make_the_same_cache_as_one(bench, tmp_path, monkeypatch):
     _run(bench, tmp_path / "one")
     first = _run(bench, tmp_path / "two", num_shards=2, shard_index=1)
     assert not first.complete and first.shards_written == 2
-    second = _run(bench, tmp_path / "two", num_shards=2, shard_index=0)
+    assert not (tmp_path / "two" / "manifest.json").exists()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # the second one as torchrun would start it
+    monkeypatch.setenv("RANK", "0")
+    second = _run(bench, tmp_path / "two")
     assert second.complete and second.shards_written == 3
     assert (tmp_path / "two" / "manifest.json").read_text() == (tmp_path / "one" / "manifest.json").read_text()
+
+
+def test_shard_index_outside_the_process_count_is_refused(bench, tmp_path):
+    with pytest.raises(PaxionError, match="shard index 2"):
+        _run(bench, tmp_path / "c", num_shards=2, shard_index=2)
 
 
 def test_decoding_workers_give_the_same_cache(bench, tmp_path):
@@ -203,3 +212,18 @@ def test_cli_fails_only_when_every_clip_fails(monkeypatch, capsys, tmp_path):
     code, out = _cli(monkeypatch, capsys, "extract", "--bench", bench, "--videos", videos, "--out", tmp_path / "c",
                      "--batch-size", 0)
     assert code == 2 and "batch-size" in out
+
+
+def test_texts_are_deduplicated_and_referenced_by_index():
+    records = [
+        {"caption": "q a", "template": None, "aa_caption": "q b", "or_caption": None, "candidates": ["q a", "q b", "q c"],
+         "answer": 0},
+        {"caption": "q c", "template": None, "aa_caption": None, "or_caption": "q a", "candidates": ["q c", "q d"],
+         "answer": 1},
+    ]
+    texts = distinct_texts(records)
+    assert texts == ["q a", "q b", "q c", "q d"]
+    index = {t: i for i, t in enumerate(texts)}
+    refs = text_indices(records[1], index)
+    assert (refs["caption_idx"], refs["aa_idx"], refs["or_idx"], refs["template_idx"]) == (2, -1, 0, -1)
+    assert refs["mc_idx"].tolist() == [2, 3] and refs["mc_answer"] == 1

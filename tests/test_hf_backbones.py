@@ -120,3 +120,22 @@ def test_missing_weights_is_backbone_error(tmp_path):
         load_backbone("hf-clip:" + str(tmp_path / "nowhere"))
     with pytest.raises(BackboneError, match="huggingface-cli download"):
         load_backbone("hf-xclip:someone/not-a-cached-model")
+
+
+def test_wrong_family_is_backbone_error(clip_dir):
+    with pytest.raises(BackboneError, match="'clip' model, not 'xclip'"):
+        load_backbone("hf-xclip:" + clip_dir)
+
+
+def test_checkpoint_with_missing_weights_is_backbone_error(clip_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(clip_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights.pop("visual_projection.weight")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(BackboneError, match="lacks 1 weights"):
+        load_backbone("hf-clip:" + str(broken))

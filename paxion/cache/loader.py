@@ -34,7 +34,7 @@ def default_fields(temporal: bool) -> tuple[str, ...]:
 
 
 def _field_bytes(manifest: dict, field: str) -> int:
-    """Bytes one clip's field takes once loaded (tokens are dequantised to float32)."""
+    """About how many bytes one clip's field takes once loaded (tokens are dequantised to float32)."""
     backbone = manifest["backbone"]
     per_clip = {
         "tokens": manifest["frames"] * backbone["tokens_per_frame"] * backbone["token_dim"] * 4,
@@ -116,15 +116,18 @@ class CacheLoader:
         self.text_emb = torch.from_numpy(np.ascontiguousarray(cache.text_emb)).to(self.device)
         self.epoch = 0
         self._data: dict[str, torch.Tensor] | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxion-prefetch")
+        self._queue: list[tuple[int, int, int, Future]] = []
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order the next iteration follows (seed + epoch -> order)."""
         self.epoch = epoch
 
-    def plan(self) -> list[Pool]:
-        """This epoch's pools and batches (global batches, before the rank slice)."""
-        return plan_epoch(self.shard_sizes, batch_size=self.batch_size, seed=self.seed, epoch=self.epoch,
-                          pool_shards=self.pool_shards, shuffle=self.shuffle, drop_last=self.drop_last)
+    def plan(self, epoch: int | None = None) -> list[Pool]:
+        """The pools and global batches (before the rank slice) of an epoch, by default the current one."""
+        return plan_epoch(self.shard_sizes, batch_size=self.batch_size, seed=self.seed,
+                          epoch=self.epoch if epoch is None else epoch, pool_shards=self.pool_shards,
+                          shuffle=self.shuffle, drop_last=self.drop_last)
 
     def __len__(self) -> int:
         return sum(len(pool.batches) for pool in self.plan())
@@ -160,24 +163,31 @@ class CacheLoader:
             carried = rows[pool.carry]
 
     def _iter_streaming(self) -> Iterator[dict[str, torch.Tensor]]:
-        pools = self.plan()
-        reads = [k for pool in pools for k in pool.shards]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxion-prefetch") as executor:
-            # keep one pool's worth of reads ahead of the batches being used
-            pending: list[Future] = [executor.submit(self._read_host, k) for k in reads[:self.pool_shards]]
-            cursor = len(pending)
-            carried: dict[str, torch.Tensor] | None = None
-            for pool in pools:
-                loaded = []
-                for _ in pool.shards:
-                    host = pending.pop(0).result()
-                    if cursor < len(reads):
-                        pending.append(executor.submit(self._read_host, reads[cursor]))
-                        cursor += 1
-                    loaded.append(self._to_device(host))
-                parts = ([carried] if carried is not None else []) + loaded
-                buffer = {name: torch.cat([p[name] for p in parts]) for name in self.fields}
-                for batch in pool.batches:
-                    yield self._slice(buffer, batch)
-                keep = torch.from_numpy(pool.carry).to(self.device)
-                carried = {name: t.index_select(0, keep) for name, t in buffer.items()}
+        epoch, pools = self.epoch, self.plan()
+        reads = [(epoch, i, k) for i, k in enumerate(k for pool in pools for k in pool.shards)]
+        # reads queued by the previous epoch count only if they are this epoch's first ones
+        if [(e, i) for e, i, _, _ in self._queue] != [(e, i) for e, i, _ in reads[:len(self._queue)]]:
+            self._queue.clear()
+        # after this epoch's reads, start on the next epoch's first pool so a new epoch does not wait
+        following = self.plan(epoch + 1)
+        next_first = following[0].shards if following else ()
+        upcoming = reads[len(self._queue):] + [(epoch + 1, i, k) for i, k in enumerate(next_first)]
+        carried: dict[str, torch.Tensor] | None = None
+        for pool in pools:
+            loaded = []
+            for _ in pool.shards:
+                self._fill(upcoming)
+                loaded.append(self._to_device(self._queue.pop(0)[3].result()))
+            parts = ([carried] if carried is not None else []) + loaded
+            buffer = {name: torch.cat([p[name] for p in parts]) for name in self.fields}
+            for batch in pool.batches:
+                yield self._slice(buffer, batch)
+            keep = torch.from_numpy(pool.carry).to(self.device)
+            carried = {name: t.index_select(0, keep) for name, t in buffer.items()}
+        self._fill(upcoming)
+
+    def _fill(self, upcoming: list[tuple[int, int, int]]) -> None:
+        """Keep `pool_shards` shard reads (epoch, position, shard) queued on the background thread."""
+        while len(self._queue) < self.pool_shards and upcoming:
+            e, i, k = upcoming.pop(0)
+            self._queue.append((e, i, k, self._reader.submit(self._read_host, k)))

@@ -38,8 +38,9 @@ class Cache:
             path = self.root / record["file"]
             if not path.is_file():
                 raise CacheError(f"{path}: missing cache file")
-            if path.stat().st_size != record.get("bytes", path.stat().st_size):
-                raise CacheError(f"{path}: {path.stat().st_size} bytes, the manifest says {record['bytes']} (truncated?)")
+            size, expected = path.stat().st_size, record.get("bytes")  # the texts record has no size
+            if expected is not None and size != expected:
+                raise CacheError(f"{path}: {size} bytes, the manifest says {expected} (truncated?)")
         with self._open(self.manifest["texts"]["file"]) as f:
             self.texts: list[str] = list(_read_dataset(f, "text"))
             self.text_emb: np.ndarray = f["emb"][()]

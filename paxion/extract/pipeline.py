@@ -27,7 +27,7 @@ from paxion.cache.manifest import (
     shard_file,
     write_json,
 )
-from paxion.cache.writer import ShardWriter, write_texts
+from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.errors import AnnotationError, CacheError, PaxionError, VideoDecodeError
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
 from paxion.extract.texts import distinct_texts, encode_texts, text_indices
@@ -41,6 +41,11 @@ class ShardPlan:
     split: str
     k: int
     records: list[dict]
+
+    def failure(self, position: int, reason: str) -> dict:
+        """The manifest's record of a clip of this shard that could not be decoded."""
+        clip = self.records[position]
+        return {"split": self.split, "id": clip["id"], "video": clip["video"], "reason": reason}
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,11 @@ class ExtractResult:
 
 
 def resolve_device(name: str) -> str:
-    """`auto` -> "cuda" when a GPU is available, else "cpu"; other names pass through."""
+    """`auto` -> "cuda" when a GPU is available, else "cpu"; "cuda" -> "cuda:$LOCAL_RANK" under torchrun."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
     return name
 
 
@@ -153,6 +160,7 @@ class _ClipFrames(Dataset):
 def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
     good = [(i, f) for i, f, _ in items if f is not None]
     return {
+        "end": items[-1][0] + 1,
         "pos": [i for i, _ in good],
         "frames": np.stack([f for _, f in good]) if good else None,
         "failed": [(i, reason) for i, f, reason in items if f is None],
@@ -236,19 +244,25 @@ def _done(out: Path, plan: ShardPlan) -> dict | None:
     return part
 
 
-def _shard_arrays(plan: ShardPlan, positions: list[int], feats: dict, index: dict[str, int], text_emb: np.ndarray,
-                  saliency: dict) -> dict[str, np.ndarray]:
-    records = [plan.records[p] for p in positions]
-    refs = [text_indices(r, index) for r in records]
-    arrays = {name: np.stack([r[name] for r in refs]) for name in refs[0]}
-    arrays["id"] = np.array([r["id"] for r in records], dtype=object)
-    arrays["label"] = np.array([-1 if r.get("label") is None else r["label"] for r in records], dtype=np.int32)
-    delta, theta, keep = state_change(
-        torch.from_numpy(feats["frames"]), torch.from_numpy(text_emb[arrays["caption_idx"]]),
-        delta_vt=saliency["delta_vt"], theta_vv=saliency["theta_vv"],
-    )
-    arrays |= {"delta_vt": delta.numpy(), "theta_vv": theta.numpy(), "salient": keep.numpy()}
-    return arrays | feats
+class _ShardEncoder:
+    """Turns a batch of decoded clips of one shard into the shard's per-clip arrays (features, texts, saliency)."""
+
+    def __init__(self, backbone: torch.nn.Module, device: torch.device, index: dict[str, int], text_emb: np.ndarray,
+                 saliency: dict) -> None:
+        self.backbone, self.device, self.index, self.text_emb, self.saliency = backbone, device, index, text_emb, saliency
+
+    def __call__(self, plan: ShardPlan, positions: list[int], frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Arrays for the clips `plan.records[positions]` whose decoded frames are `frames` [B, T, H, W, 3]."""
+        feats = _encode_clips(self.backbone, frames, self.device)
+        records = [plan.records[p] for p in positions]
+        refs = [text_indices(r, self.index) for r in records]
+        arrays = {name: np.stack([r[name] for r in refs]) for name in refs[0]}
+        arrays["id"] = np.array([r["id"] for r in records], dtype=object)
+        arrays["label"] = np.array([-1 if r.get("label") is None else r["label"] for r in records], dtype=np.int32)
+        delta, theta, keep = state_change(
+            torch.from_numpy(feats["frames"]), torch.from_numpy(self.text_emb[arrays["caption_idx"]]), **self.saliency
+        )
+        return arrays | feats | {"delta_vt": delta.numpy(), "theta_vv": theta.numpy(), "salient": keep.numpy()}
 
 
 def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, meta: dict, texts: dict,
@@ -284,8 +298,8 @@ def extract(
     device: str = "cpu",
     token_dtype: str = "fp16",
     shard_size: int = 512,
-    num_shards: int = 1,
-    shard_index: int = 0,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
     delta_vt: float = DELTA_VT,
     theta_vv: float = THETA_VV,
     overwrite: bool = False,
@@ -294,9 +308,13 @@ def extract(
     """Extract this process's shards of the bench into `out_dir`; write manifest.json when every shard is done.
 
     Defaults: every split of meta.json, 8 frames, batches of 32, 2 decoding workers, fp16 tokens, 512 clips per
-    shard, one process (num_shards=1, shard_index=0), saliency thresholds of the paper. Finished shards of an
-    earlier run with the same configuration are kept, so rerunning after a crash redoes only the rest.
+    shard, the saliency thresholds of the paper; num_shards / shard_index default to torchrun's WORLD_SIZE / RANK,
+    else one process. Finished shards of an earlier run with the same configuration are kept, so rerunning after
+    a crash redoes only the rest.
     """
+    if token_dtype not in TOKEN_DTYPES:
+        raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")
+    num_shards, shard_index = work_split(num_shards, shard_index)
     bench_dir, videos, out = Path(bench_dir), Path(videos_dir), Path(out_dir)
     meta, records = read_bench(bench_dir, splits)
     saliency = {"delta_vt": delta_vt, "theta_vv": theta_vv}
@@ -324,41 +342,35 @@ def extract(
         result.failed += part["failed"]
 
     clips = [r for plan in todo for r in plan.records]
-    torch_device = torch.device(resolve_device(device))
     loader = DataLoader(
         _ClipFrames(clips, videos, num_frames=frames, size=backbone.image_size),
         batch_sampler=_batches(todo, batch_size), num_workers=workers if clips else 0, collate_fn=_collate,
     )
     batches = iter(loader)  # forks the decoding workers; no HDF5 file is open at this point
-    done, offset = 0, 0
+    encode = _ShardEncoder(backbone, torch.device(resolve_device(device)), index, text_emb, saliency)
+    done = 0
     for plan in todo:
         writer = ShardWriter(out / shard_file(plan.split, plan.k), capacity=len(plan.records), token_dtype=token_dtype)
         failed = []
         try:
             for _ in range(-(-len(plan.records) // batch_size)):
                 batch = next(batches)
-                failed += [
-                    {"split": plan.split, "id": plan.records[i - offset]["id"],
-                     "video": plan.records[i - offset]["video"], "reason": reason}
-                    for i, reason in batch["failed"]
-                ]
+                failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
                 if batch["frames"] is not None:
-                    feats = _encode_clips(backbone, batch["frames"], torch_device)
-                    positions = [i - offset for i in batch["pos"]]
-                    writer.append(_shard_arrays(plan, positions, feats, index, text_emb, saliency))
-                done += len(batch["pos"]) + len(batch["failed"])
+                    writer.append(encode(plan, [i - done for i in batch["pos"]], batch["frames"]))
                 if progress:
-                    progress(ExtractProgress(done, len(clips), result.shards_written, len(todo)))
+                    progress(ExtractProgress(batch["end"], len(clips), result.shards_written, len(todo)))
             record = writer.finish()
         except BaseException:
             writer.abort()
             raise
         write_json(out / PARTS_DIR / part_file(plan.split, plan.k), {"shard": record, "failed": failed})
-        offset += len(plan.records)
+        done += len(plan.records)
         result.shards_written += 1
         result.clips += writer.count
         result.failed += failed
         if progress:
             progress(ExtractProgress(done, len(clips), result.shards_written, len(todo)))
-    result.complete = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records)) is not None
+    manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))
+    result.complete = manifest is not None
     return result

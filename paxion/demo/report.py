@@ -1,0 +1,98 @@
+"""The study's report: the paper's Table 1 and Table 2 analogs as rich tables, and the ActionBench figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from paxion.trainer.models import format_parameters
+
+TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
+RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t"), ("temporal", "v2t"))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _params(report: dict, name: str) -> str:
+    if name == "backbone":
+        return "-"
+    return format_parameters(report["parameters"][name], report["parameters"].get("backbone"))
+
+
+def actionbench_table(report: dict) -> Table:
+    """Table 1 analog: ActionBench accuracy (%) with the 95% interval, per model."""
+    table = Table(title="ActionBench on the built-in world (validation; Table 1 analog)")
+    table.add_column("model")
+    table.add_column("trainable params", justify="right")
+    for key, title in TASK_NAMES.items():
+        table.add_column(f"{key.upper()} % [95% CI]", justify="right")
+    for name, scores in report["actionbench"].items():
+        cells = []
+        for key in TASK_NAMES:
+            s = scores[key]
+            ci = "" if s["accuracy"] is None else f" [{s['ci95'][0]:.0f}-{s['ci95'][1]:.0f}]"
+            cells.append(f"{_pct(s['accuracy'])}{ci}")
+        table.add_row(name, _params(report, name), *cells)
+    first = next(iter(report["actionbench"].values()))
+    table.caption = "clips: " + ", ".join(f"{k.upper()} n={first[k]['n']}" for k in TASK_NAMES) + "; chance = 50"
+    return table
+
+
+def retrieval_table(report: dict) -> Table:
+    """Table 2 analog: label retrieval both ways, video-to-action (template) and the temporal subset."""
+    table = Table(title="Retrieval on the built-in world (validation; Table 2 analog)")
+    table.add_column("model")
+    table.add_column("trainable params", justify="right")
+    for task, direction in RETRIEVAL_COLUMNS:
+        for k in ("r1", "r5"):
+            table.add_column(f"{task} {direction} {k.upper()}", justify="right")
+    for name, tasks in report["retrieval"].items():
+        cells = [_pct(tasks[task][direction].get(k)) for task, direction in RETRIEVAL_COLUMNS for k in ("r1", "r5")]
+        table.add_row(name, _params(report, name), *cells)
+    return table
+
+
+def plot_actionbench(report: dict, path: str | Path) -> Path:
+    """Draw ActionBench accuracy per model and task (bars with 95% intervals, chance marked) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(report["actionbench"])
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for m, name in enumerate(models):
+        scores = [report["actionbench"][name][key] for key in TASK_NAMES]
+        values = [s["accuracy"] or 0.0 for s in scores]
+        errors = [[v - (s["ci95"][0] if s["ci95"] else v) for v, s in zip(values, scores)],
+                  [(s["ci95"][1] if s["ci95"] else v) - v for v, s in zip(values, scores)]]
+        xs = [t + (m - (len(models) - 1) / 2) * width for t in range(len(TASK_NAMES))]
+        bars = ax.bar(xs, values, width, yerr=errors, capsize=3, label=name)
+        ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], fontsize=7, padding=2)
+    ax.axhline(50, color="black", linestyle="--", linewidth=1)
+    ax.text(len(TASK_NAMES) - 0.5, 51, "chance (50%)", ha="right", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(TASK_NAMES)), list(TASK_NAMES.values()))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 109)
+    ax.set_title("ActionBench on the built-in world: does the model understand actions?")
+    ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def timings_table(report: dict) -> Table:
+    """Seconds spent per stage of the study."""
+    table = Table(title="Time per stage")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for name, seconds in report["timings_s"].items():
+        table.add_row(name, f"{seconds:.1f}")
+    table.add_row("total", f"{sum(report['timings_s'].values()):.1f}")
+    return table

@@ -1,0 +1,201 @@
+"""The whole PAXION study on the built-in world, as resumable stages writing into one directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from paxion.bench.build import build_bench
+from paxion.bench.readers import read_dataset
+from paxion.cache.reader import Cache
+from paxion.extract.backbones import load_backbone
+from paxion.extract.pipeline import extract, resolve_device
+from paxion.retrieval.tasks import run_task
+from paxion.synth.world import write_world
+from paxion.trainer.evaluate import actionbench
+from paxion.trainer.models import count_parameters
+from paxion.trainer.scoring import load_model, load_scorer
+from paxion.trainer.train import train
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes of the study: world clips, patcher epochs (ActionBench) and downstream epochs (retrieval)."""
+
+    train_clips: int
+    val_clips: int
+    patch_epochs: int
+    downstream_epochs: int
+    seed: int = 0
+
+
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=20, downstream_epochs=5)
+QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=8, downstream_epochs=3)
+
+# Table 1 of the paper: (report name, model kind, patcher objective).
+PATCHERS = (
+    ("kp-transformer[vtc]", "kp-transformer", "vtc"),
+    ("kp-perceiver[vtc]", "kp-perceiver", "vtc"),
+    ("kp-perceiver[vtc+dvdm]", "kp-perceiver", "vtc+dvdm"),
+)
+# Table 2: (report name, model kind, the patcher run it starts from); fine-tuned / fused with VTC (Table 6).
+DOWNSTREAM = (
+    ("kp-perceiver-ft[vtc]", "kp-perceiver", "kp-perceiver[vtc]"),
+    ("side-tuning[vtc+dvdm]", "side-tuning", "kp-perceiver[vtc+dvdm]"),
+    ("paxion[vtc+dvdm]", "paxion", "kp-perceiver[vtc+dvdm]"),
+)
+# Retrieval task -> the captions its downstream models are trained on (paper Table 7).
+RETRIEVAL_TASKS = {"label": "label", "template": "template", "temporal": "template"}
+
+
+class Reporter(Protocol):
+    """Receives the study's progress; the CLI draws it."""
+
+    def stage(self, name: str, total: int | None) -> Callable[[int], None]: ...
+
+    def done(self, name: str, seconds: float, reused: bool) -> None: ...
+
+
+class Study:
+    """Runs the stages of the demo in `root`; each finished stage is recorded and reused by a rerun."""
+
+    def __init__(self, root: str | Path, *, plan: DemoPlan, device: str, reporter: Reporter) -> None:
+        self.root = Path(root)
+        self.plan = plan
+        self.device = resolve_device(device)
+        self.reporter = reporter
+        self.timings: dict[str, float] = {}
+        (self.root / "stages").mkdir(parents=True, exist_ok=True)
+
+    def stage(self, name: str, work: Callable[[Callable[[int], None]], object], total: int | None = None) -> object:
+        """Run `work(advance)` once: its JSON result is stored under stages/ and returned again on reruns."""
+        record = self.root / "stages" / f"{name.replace('/', '_')}.json"
+        if record.exists():
+            saved = json.loads(record.read_text())
+            self.timings[name] = saved["seconds"]
+            self.reporter.done(name, saved["seconds"], True)
+            return saved["result"]
+        began = time.perf_counter()
+        result = work(self.reporter.stage(name, total))
+        seconds = round(time.perf_counter() - began, 2)
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"seconds": seconds, "result": result}))
+        os.replace(tmp, record)
+        self.timings[name] = seconds
+        self.reporter.done(name, seconds, False)
+        return result
+
+    @property
+    def cache_dir(self) -> Path:
+        """The feature cache of the study."""
+        return self.root / "cache"
+
+    def run_dir(self, name: str) -> Path:
+        """The training run of a model of the study."""
+        return self.root / "runs" / name.replace("[", "-").replace("]", "").replace("+", "-")
+
+    def make_world(self) -> None:
+        """Render the built-in world and build its ActionBench texts."""
+        world = self.root / "world"
+        total = self.plan.train_clips + self.plan.val_clips
+        self.stage("synth", lambda advance: write_world(
+            world, train=self.plan.train_clips, val=self.plan.val_clips, seed=self.plan.seed,
+            progress=advance).clips, total)
+
+        def bench(advance: Callable[[int], None]) -> dict:
+            annotations = read_dataset("ssv2", world / "annotations", videos=world / "videos")
+            summary = build_bench(annotations, self.root / "bench", seed=self.plan.seed,
+                                  progress=lambda _done, _total: advance(1))
+            return {split: s.clips for split, s in summary.splits.items()}
+
+        self.stage("bench", bench, total)
+
+    def make_cache(self) -> None:
+        """Extract the toy backbone's features of every clip."""
+        total = self.plan.train_clips + self.plan.val_clips
+
+        def work(advance: Callable[[int], None]) -> dict:
+            state = {"done": 0}
+
+            def on_progress(p) -> None:
+                advance(p.clips_done - state["done"])
+                state["done"] = p.clips_done
+
+            result = extract(self.root / "bench", self.root / "world" / "videos", self.cache_dir,
+                             load_backbone("toy", device=self.device), device=self.device, progress=on_progress)
+            return {"clips": result.clips, "failed": len(result.failed)}
+
+        self.stage("extract", work, total)
+
+    def train_model(self, name: str, kind: str, objective: str, *, text: str, epochs: int,
+                    init: str | None = None) -> dict:
+        """Train one model (resuming a run cut short) and return its trainable parameter count."""
+
+        def work(advance: Callable[[int], None]) -> dict:
+            def on_event(event: dict) -> None:
+                if event["event"] == "step":
+                    advance(1)
+
+            train(self.cache_dir, self.run_dir(name), model=kind, objective=objective, text=text, epochs=epochs,
+                  init=None if init is None else self.run_dir(init), seed=self.plan.seed, device=self.device,
+                  resume=True, eval_split=None, progress=on_event)
+            return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt"))}
+
+        cache = Cache(self.cache_dir)
+        batch = min(64, cache.num_clips("train"))
+        return self.stage(f"train/{name}", work, epochs * (cache.num_clips("train") // batch))
+
+    def actionbench(self, name: str, run: str | None) -> dict:
+        """ActionBench (AA, VR, OR) of the backbone (run None) or of a trained run on the validation split."""
+        cache = Cache(self.cache_dir)
+        scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
+        return self.stage(f"actionbench/{name}", lambda advance: actionbench(
+            scorer, cache, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
+
+    def retrieval(self, name: str, task: str, run: str | None) -> dict:
+        """One retrieval task of the backbone (run None) or of a trained run on the validation split."""
+        cache = Cache(self.cache_dir)
+        scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
+        return self.stage(f"retrieval/{name}/{task}", lambda advance: run_task(
+            cache, scorer, task, split="validation", device=self.device))
+
+
+def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter) -> dict:
+    """Run (or finish) the whole study in `root` and return the report, also written to root/report.json."""
+    plan = QUICK if quick else FULL
+    study = Study(root, plan=plan, device=device, reporter=reporter)
+    study.make_world()
+    study.make_cache()
+    backbone_params = Cache(study.cache_dir).manifest["backbone"].get("num_params")
+
+    bench = {"backbone": study.actionbench("backbone", None)}
+    params = {"backbone": backbone_params}
+    for name, kind, objective in PATCHERS:
+        params[name] = study.train_model(name, kind, objective, text="label", epochs=plan.patch_epochs)["trainable"]
+        bench[name] = study.actionbench(name, name)
+
+    retrieval = {"backbone": {task: study.retrieval("backbone", task, None) for task in RETRIEVAL_TASKS}}
+    for name, kind, init in DOWNSTREAM:
+        runs = {}
+        for text in sorted(set(RETRIEVAL_TASKS.values())):
+            run = f"{name}-{text}"
+            params[name] = study.train_model(run, kind, "vtc", text=text, epochs=plan.downstream_epochs,
+                                             init=init)["trainable"]
+            runs[text] = run
+        retrieval[name] = {task: study.retrieval(name, task, runs[text]) for task, text in RETRIEVAL_TASKS.items()}
+
+    report = {
+        "plan": {"quick": quick, **plan.__dict__},
+        "actionbench": bench,
+        "retrieval": retrieval,
+        "parameters": params,
+        "timings_s": dict(study.timings),
+    }
+    path = Path(root) / "report.json"
+    path.write_text(json.dumps(report, indent=2))
+    return report
