@@ -16,4 +16,6 @@ def quantize_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dequantize_int8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Turn int8 tokens [..., D] and their fp16 scales [...] back into float32 tokens."""
-    return q.astype(np.float32) * scale.astype(np.float32)[..., None]
+    out = q.astype(np.float32)
+    out *= scale.astype(np.float32)[..., None]  # in place: no second full-size temporary
+    return out

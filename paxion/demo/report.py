@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from paxion.trainer.models import format_parameters
@@ -27,7 +28,7 @@ def actionbench_table(report: dict) -> Table:
     table = Table(title="ActionBench on the built-in world (validation; Table 1 analog)")
     table.add_column("model")
     table.add_column("trainable params", justify="right")
-    for key, title in TASK_NAMES.items():
+    for key in TASK_NAMES:
         table.add_column(f"{key.upper()} % [95% CI]", justify="right")
     for name, scores in report["actionbench"].items():
         cells = []
@@ -35,7 +36,7 @@ def actionbench_table(report: dict) -> Table:
             s = scores[key]
             ci = "" if s["accuracy"] is None else f" [{s['ci95'][0]:.0f}-{s['ci95'][1]:.0f}]"
             cells.append(f"{_pct(s['accuracy'])}{ci}")
-        table.add_row(name, _params(report, name), *cells)
+        table.add_row(escape(name), _params(report, name), *cells)
     first = next(iter(report["actionbench"].values()))
     table.caption = "clips: " + ", ".join(f"{k.upper()} n={first[k]['n']}" for k in TASK_NAMES) + "; chance = 50"
     return table
@@ -51,7 +52,7 @@ def retrieval_table(report: dict) -> Table:
             table.add_column(f"{task} {direction} {k.upper()}", justify="right")
     for name, tasks in report["retrieval"].items():
         cells = [_pct(tasks[task][direction].get(k)) for task, direction in RETRIEVAL_COLUMNS for k in ("r1", "r5")]
-        table.add_row(name, _params(report, name), *cells)
+        table.add_row(escape(name), _params(report, name), *cells)
     return table
 
 
@@ -93,6 +94,6 @@ def timings_table(report: dict) -> Table:
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     for name, seconds in report["timings_s"].items():
-        table.add_row(name, f"{seconds:.1f}")
+        table.add_row(escape(name), f"{seconds:.1f}")
     table.add_row("total", f"{sum(report['timings_s'].values()):.1f}")
     return table

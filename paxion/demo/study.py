@@ -13,8 +13,9 @@ from typing import Protocol
 from paxion.bench.build import build_bench
 from paxion.bench.readers import read_dataset
 from paxion.cache.reader import Cache
+from paxion.device import resolve_device
 from paxion.extract.backbones import load_backbone
-from paxion.extract.pipeline import extract, resolve_device
+from paxion.extract.pipeline import extract
 from paxion.retrieval.tasks import run_task
 from paxion.synth.world import write_world
 from paxion.trainer.evaluate import actionbench
@@ -34,8 +35,8 @@ class DemoPlan:
     seed: int = 0
 
 
-FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=20, downstream_epochs=5)
-QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=8, downstream_epochs=3)
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=40, downstream_epochs=5)
+QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).
 PATCHERS = (
@@ -67,7 +68,7 @@ class Study:
     def __init__(self, root: str | Path, *, plan: DemoPlan, device: str, reporter: Reporter) -> None:
         self.root = Path(root)
         self.plan = plan
-        self.device = resolve_device(device)
+        self.device = str(resolve_device(device))
         self.reporter = reporter
         self.timings: dict[str, float] = {}
         (self.root / "stages").mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from paxion.cache.manifest import (
     write_json,
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
+from paxion.device import resolve_device
 from paxion.errors import AnnotationError, CacheError, PaxionError, VideoDecodeError
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
 from paxion.extract.texts import distinct_texts, encode_texts, text_indices
@@ -67,15 +69,6 @@ class ExtractResult:
     shards_written: int = 0
     shards_resumed: int = 0
     complete: bool = False  # every shard of every process is done and manifest.json is written
-
-
-def resolve_device(name: str) -> str:
-    """`auto` -> "cuda" when a GPU is available, else "cpu"; "cuda" -> "cuda:$LOCAL_RANK" under torchrun."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return name
 
 
 def work_split(num_shards: int | None = None, shard_index: int | None = None) -> tuple[int, int]:
@@ -155,6 +148,18 @@ class _ClipFrames(Dataset):
         except VideoDecodeError as exc:
             return i, None, exc.reason
         return i, frames, None
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a clean server process that has imported this module but never decoded or opened HDF5.
+
+    A child forked straight from the caller can deadlock on locks held by the caller's FFmpeg threads (seen with
+    PyAV 19 / torch 2.11 after the caller had decoded or encoded video); spawning avoids that but re-imports torch
+    in every worker (seconds each).
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
@@ -342,12 +347,14 @@ def extract(
         result.failed += part["failed"]
 
     clips = [r for plan in todo for r in plan.records]
+    workers = workers if clips else 0
     loader = DataLoader(
         _ClipFrames(clips, videos, num_frames=frames, size=backbone.image_size),
-        batch_sampler=_batches(todo, batch_size), num_workers=workers if clips else 0, collate_fn=_collate,
+        batch_sampler=_batches(todo, batch_size), num_workers=workers, collate_fn=_collate,
+        multiprocessing_context=_worker_context() if workers else None,
     )
-    batches = iter(loader)  # forks the decoding workers; no HDF5 file is open at this point
-    encode = _ShardEncoder(backbone, torch.device(resolve_device(device)), index, text_emb, saliency)
+    batches = iter(loader)
+    encode = _ShardEncoder(backbone, resolve_device(device), index, text_emb, saliency)
     done = 0
     for plan in todo:
         writer = ShardWriter(out / shard_file(plan.split, plan.k), capacity=len(plan.records), token_dtype=token_dtype)

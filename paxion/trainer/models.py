@@ -82,9 +82,9 @@ class FusionBlock(nn.Module):
         return self.norm(x)
 
 
-def _embedding(*shape: int) -> nn.Parameter:
-    """A learned embedding table initialised with small random values (std 0.02)."""
-    return nn.Parameter(torch.randn(*shape) * 0.02)
+def _embedding(*shape: int, std: float = 0.02) -> nn.Parameter:
+    """A learned embedding table initialised with normal random values of the given std."""
+    return nn.Parameter(torch.randn(*shape) * std)
 
 
 class KPPerceiver(nn.Module):
@@ -102,6 +102,8 @@ class KPPerceiver(nn.Module):
         temporal_embedding: add a learned embedding per frame to its tokens (default True).
         spatial_embedding: add a learned embedding per token position (default True); frozen tokens of a
             backbone trained through a pooled output carry little position, which motion actions need.
+        embedding_std: initial std of the temporal and spatial embeddings (default 0.02); near the tokens'
+            own scale, time and position are visible to the attention from the first step.
     """
 
     def __init__(
@@ -117,10 +119,11 @@ class KPPerceiver(nn.Module):
         ff_mult: int = 2,
         temporal_embedding: bool = True,
         spatial_embedding: bool = True,
+        embedding_std: float = 0.02,
     ) -> None:
         super().__init__()
-        self.temporal = _embedding(frames, 1, token_dim) if temporal_embedding else None
-        self.spatial = _embedding(tokens_per_frame, token_dim) if spatial_embedding else None
+        self.temporal = _embedding(frames, 1, token_dim, std=embedding_std) if temporal_embedding else None
+        self.spatial = _embedding(tokens_per_frame, token_dim, std=embedding_std) if spatial_embedding else None
         self.latents = _embedding(num_latents, dim)
         self.block = FusionBlock(dim=dim, context_dim=token_dim, heads=heads, dim_head=dim_head, ff_mult=ff_mult)
 
@@ -145,6 +148,7 @@ class KPTransformer(nn.Module):
         heads: self-attention heads (default 4).
         ff_mult: feed-forward hidden width as a multiple of D (default 2).
         temporal_embedding: add a learned embedding per frame to its tokens (default True).
+        embedding_std: initial std of the temporal embedding (default 0.02).
     """
 
     def __init__(
@@ -157,9 +161,10 @@ class KPTransformer(nn.Module):
         heads: int = 4,
         ff_mult: int = 2,
         temporal_embedding: bool = True,
+        embedding_std: float = 0.02,
     ) -> None:
         super().__init__()
-        self.temporal = _embedding(frames, 1, token_dim) if temporal_embedding else None
+        self.temporal = _embedding(frames, 1, token_dim, std=embedding_std) if temporal_embedding else None
         self.encoder = nn.TransformerEncoderLayer(
             d_model=token_dim, nhead=heads, dim_feedforward=ff_mult * token_dim, dropout=0.0, batch_first=True
         )

@@ -168,15 +168,6 @@ class ModelScorer:
 Scorer = BackboneScorer | ModelScorer
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for "auto" (CUDA when available), "cpu" or "cuda"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PaxionError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
-
-
 def load_scorer(cache, run_dir: str | Path | None, *, device: str | torch.device = "cpu") -> Scorer:
     """The backbone scorer (run_dir None) or a run's trained model, checked against the cache's backbone."""
     if run_dir is None:
