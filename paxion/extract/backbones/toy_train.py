@@ -9,8 +9,7 @@ The shipped `toy_weights.pt` was made with:
 (a world seed other than the demo's default 0, so the demo's clips were never seen in training), on one
 H100 (`--device auto`): 93 s decoding, 31 s training. It scores object replacement 96.5% on that world's
 validation split and 95.3% on the demo world's (seed 0), and its pooled embedding is exactly time-blind.
-A CPU run (`--device cpu`, 2 shared cores) trained for 16 min to different bits of the same quality
-(same final loss 1.61, the same 96.5% and 95.3%).
+A CPU run takes longer and gives numerically different weights of the same quality.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from paxion.errors import AnnotationError, PaxionError, VideoDecodeError
 from paxion.extract.backbones.base import resize_normalise
 from paxion.extract.backbones.toy import ToyBackbone, ToyModel
-from paxion.synth.actions import ACTION_INDEX, OBJECTS, fill_template, template_caption
+from paxion.synth.actions import OBJECTS, fill_template, template_caption
 
 # progress(phase, done, total): phase is "decode" or "train".
 Progress = Callable[[str, int, int], None]
@@ -100,17 +99,15 @@ def contrastive_loss(video: torch.Tensor, text: torch.Tensor, positive: torch.Te
 
 def _batch_texts(
     idx: np.ndarray, clips: WorldClips, *, template_prob: float, rng: random.Random
-) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """The batch's distinct texts (captions, some replaced by their template), which clips each describes,
-    and each text's action class."""
+) -> tuple[list[str], torch.Tensor]:
+    """The batch's distinct texts (captions, some replaced by their template) and which clips each describes."""
     hidden = [template_caption(clips.templates[i]) for i in idx]
     chosen = [h if rng.random() < template_prob else clips.captions[i] for i, h in zip(idx, hidden)]
-    action = {text: ACTION_INDEX[clips.templates[i]] for i, text in zip(idx, chosen)}
-    texts = sorted(action)
+    texts = sorted(set(chosen))
     positive = torch.tensor(
         [[t in (clips.captions[i], h) for t in texts] for i, h in zip(idx, hidden)], dtype=torch.bool
     )
-    return texts, positive, torch.tensor([action[t] for t in texts])
+    return texts, positive
 
 
 def train_toy_model(
@@ -121,7 +118,6 @@ def train_toy_model(
     lr: float = 1e-3,
     weight_decay: float = 0.05,
     template_prob: float = 0.2,
-    action_weight: float = 0.5,
     frames_per_step: int = 4,
     seed: int = 0,
     device: str = "cpu",
@@ -130,20 +126,14 @@ def train_toy_model(
     """Train a fresh toy model on decoded clips; returns it (in eval mode) and the mean loss of each epoch.
 
     Each step sees `frames_per_step` random frames of every clip: the pooled embedding is a time-mean, so a
-    subset of frames is an unbiased, cheaper view of the clip. `action_weight` weighs a text-only loss that
-    names each text's action class from its embedding (a linear head, dropped after training).
+    subset of frames is an unbiased, cheaper view of the clip.
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
     gen = np.random.default_rng(seed)
     model = ToyModel().to(device)
     cfg = model.config
-    # A time-blind video cannot tell "left to right" from "right to left", so contrastive training alone
-    # pulls such captions onto one embedding. Real text encoders learn words apart from far more text than
-    # video; this action-naming head stands in for that, keeping every action's captions distinct.
-    action_head = torch.nn.Linear(cfg.embed_dim, len(ACTION_INDEX)).to(device)
-    params = [*model.parameters(), *action_head.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(clips.captions)
     steps_per_epoch = max(1, n // batch_size)
     total = epochs * steps_per_epoch
@@ -162,11 +152,9 @@ def train_toy_model(
             pixels = resize_normalise(
                 clips.frames[idx][:, frame_idx], size=cfg.image_size, mean=cfg.mean, std=cfg.std, device=device
             )
-            texts, positive, actions = _batch_texts(idx, clips, template_prob=template_prob, rng=rng)
+            texts, positive = _batch_texts(idx, clips, template_prob=template_prob, rng=rng)
             video = model.encode_video(pixels).pooled
-            text = model.encode_text(texts)
-            loss = contrastive_loss(video, text, positive.to(device), model.logit_scale.exp())
-            loss = loss + action_weight * F.cross_entropy(action_head(F.normalize(text, dim=-1)), actions.to(device))
+            loss = contrastive_loss(video, model.encode_text(texts), positive.to(device), model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
