@@ -12,7 +12,14 @@ from paxion.cli import cli
 from paxion.errors import PaxionError
 from paxion.trainer.evaluate import actionbench
 from paxion.trainer.scoring import build_model, load_model, load_scorer
-from paxion.trainer.train import PAPER_DEFAULTS, WORLD_DEFAULTS, _initialise_patcher, resolve_options, train
+from paxion.trainer.train import (
+    PAPER_DEFAULTS,
+    WORLD_DEFAULTS,
+    WORLD_MODEL_OPTIONS,
+    _initialise_patcher,
+    resolve_options,
+    train,
+)
 
 SMALL = {"num_latents": 4, "heads": 2, "dim_head": 16}
 FAST = {"batch_size": 32, "lr": 1e-2, "schedule": "cosine", "model_options": SMALL, "device": "cpu"}
@@ -98,7 +105,10 @@ def test_init_copies_the_patcher_and_checks_its_kind(cache_dir, tmp_path):
 def test_defaults_follow_the_cache_and_explicit_options_win():
     world = resolve_options({"bench": {"builtin_world": True}}, lr=None, epochs=None, batch_size=128)
     assert world["lr"] == WORLD_DEFAULTS["lr"] and world["epochs"] == WORLD_DEFAULTS["epochs"]
-    assert world["batch_size"] == 128 and world["schedule"] == "cosine"
+    assert world["batch_size"] == 128 and world["schedule"] == "cosine" and world["saliency"] is False
+    assert world["model_options"] == WORLD_MODEL_OPTIONS["kp-perceiver"]
+    transformer = resolve_options({"bench": {"builtin_world": True}}, model="kp-transformer")
+    assert transformer["model_options"] == WORLD_MODEL_OPTIONS["kp-transformer"]
     paper = resolve_options({"bench": {"builtin_world": False}})
     assert {k: paper[k] for k in PAPER_DEFAULTS} == PAPER_DEFAULTS
 

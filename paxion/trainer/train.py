@@ -57,7 +57,7 @@ def resolve_options(manifest: dict, **options) -> dict:
     defaults = WORLD_DEFAULTS if builtin else PAPER_DEFAULTS
     resolved = {key: defaults[key] if options.get(key) is None else options[key] for key in defaults}
     if options.get("model_options") is None:
-        resolved["model_options"] = _default_model_options(options["model"], options.get("init"), builtin)
+        resolved["model_options"] = _default_model_options(options.get("model", "kp-perceiver"), options.get("init"), builtin)
     return {**options, **resolved, "builtin_world": builtin}
 
 
