@@ -2,18 +2,18 @@
 
 Run: python benchmarks/bench_cache_read.py [--clips 1024] [--dtype fp16]
 Goal: reader throughput >= 0.8 x the plain read (both from the page cache, files read once before timing).
+The h5py line is the floor a checksummed HDF5 read sets: the reader returns float16 tokens (int8 ones
+dequantised to float16), so what is left beyond it is the dequantisation of int8 caches.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 from bench_extract import make_backbone, make_world
 
 from paxion.cache.reader import Cache
@@ -55,23 +55,25 @@ def main() -> None:
         for f in files:
             f.read_bytes()
 
-    def plain_then_float32() -> None:
+    def h5py_as_stored() -> None:
         for f in files:
-            with h5py.File(io.BytesIO(f.read_bytes())) as h:
-                h["tokens"][()].astype(np.float32)
+            with h5py.File(f) as h:
+                for ds in h.values():
+                    ds[()]
 
     def reader() -> None:
         for split in cache.splits:
             cache.read_split(split)
 
-    plain()  # both timings read from the page cache
-    plain_s, reader_s = best_of(args.repeats, plain), best_of(args.repeats, reader)
-    converted_s = best_of(args.repeats, plain_then_float32)
-    print(f"plain sequential read:                    {size / plain_s / 1e6:8.0f} MB/s")
-    print(f"plain read + tokens to float32 (numpy):   {size / converted_s / 1e6:8.0f} MB/s")
-    print(f"Cache.read_split (tokens float32):        {size / reader_s / 1e6:8.0f} MB/s of file bytes; "
+    plain()  # every timing reads from the page cache
+    plain_s, stored_s, reader_s = (best_of(args.repeats, fn) for fn in (plain, h5py_as_stored, reader))
+    print(f"plain sequential read:                      {size / plain_s / 1e6:8.0f} MB/s")
+    print(f"h5py read of every dataset, as stored:      {size / stored_s / 1e6:8.0f} MB/s "
+          "(HDF5 verifies each chunk's fletcher32 checksum)")
+    tokens = "float16 tokens" if cache.manifest["token_dtype"] == "fp16" else "int8 tokens -> float16"
+    print(f"Cache.read_split ({tokens + '):':<26}{size / reader_s / 1e6:8.0f} MB/s of file bytes; "
           f"ratio {plain_s / reader_s:.2f} to the plain read (goal >= 0.8), "
-          f"{converted_s / reader_s:.2f} to plain read + conversion")
+          f"{stored_s / reader_s:.2f} to the h5py read")
 
 
 if __name__ == "__main__":

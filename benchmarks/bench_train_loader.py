@@ -21,7 +21,8 @@ from paxion.cache.loader import CacheLoader
 from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.writer import ShardWriter, write_texts
-from paxion.trainer.scoring import build_model, resolve_device
+from paxion.device import resolve_device
+from paxion.trainer.scoring import build_model
 from paxion.trainer.train import train_step
 
 FRAMES, TOKENS, WIDTH, DIM, TEXTS = 8, 37, 96, 64, 400

@@ -25,14 +25,23 @@ def cache_dir(tmp_path):
     return tmp_path / "cache"
 
 
-def test_int8_roundtrip_error_is_within_half_a_step():
+def test_int8_roundtrip_error_is_within_half_a_step_plus_float16_rounding():
     x = np.random.default_rng(0).normal(size=(3, 5, 64)).astype(np.float32) * [[[1.0]], [[10.0]], [[0.01]]]
     x[0, 0] = 0.0
     q, scale = quantize_int8(x)
     assert q.dtype == np.int8 and scale.dtype == np.float16 and scale.shape == (3, 5)
-    err = np.abs(dequantize_int8(q, scale) - x)
-    assert (err <= scale.astype(np.float32)[..., None] * 0.5 + 1e-6).all()
-    assert (dequantize_int8(q, scale)[0, 0] == 0).all()
+    got = dequantize_int8(q, scale)
+    assert got.dtype == np.float16 and got.shape == x.shape
+    # float16 rounds the dequantised value once: half a unit in its last place, 2**-11 relative
+    err = np.abs(got.astype(np.float32) - x)
+    assert (err <= scale.astype(np.float32)[..., None] * 0.5 + np.abs(x) * 2.0**-11 + 1e-6).all()
+    assert (got[0, 0] == 0).all()
+    exact = (q.astype(np.float32) * scale.astype(np.float32)[..., None]).astype(np.float16)
+    assert np.array_equal(got, exact)
+    out = np.full((4, 5, 64), np.nan, np.float16)
+    rows = out[1:]
+    assert dequantize_int8(q, scale, out=rows) is rows and np.array_equal(rows, exact)
+    assert np.isnan(out[0]).all()
 
 
 def test_reader_contract(cache_dir):
@@ -41,12 +50,38 @@ def test_reader_contract(cache_dir):
     assert (cache.num_shards("train"), cache.num_clips("train")) == (2, 4)
     shard = cache.read_shard("train", 1, fields=["tokens", "id"])
     assert set(shard) == {"tokens", "id"} and shard["tokens"].shape == (2, 4, 16, 12)
-    assert shard["tokens"].dtype == np.float32
+    assert shard["tokens"].dtype == np.float16 and shard["id"].dtype == object
     whole = cache.read_split("validation")
     assert whole["salient"].dtype == bool and whole["delta_vt"].shape == (2,)
     assert cache.text_emb.shape == (len(cache.texts), 8)
     with pytest.raises(CacheError, match="no split"):
         cache.read_split("test")
+
+
+@pytest.mark.parametrize("token_dtype", ["fp16", "int8"])
+def test_reader_returns_float16_tokens_and_split_equals_its_shards(tmp_path, token_dtype):
+    bench = make_bench(tmp_path / "world", {"train": 5})
+    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, batch_size=2,
+            token_dtype=token_dtype)
+    cache = Cache(tmp_path / "cache")
+    whole = cache.read_split("train")
+    assert whole["tokens"].dtype == np.float16 and whole["pooled"].dtype == np.float32
+    assert whole["caption_idx"].dtype == np.int32 and not any(name.endswith("_scale") for name in whole)
+    shards = [cache.read_shard("train", k) for k in range(cache.num_shards("train"))]
+    assert [len(s["id"]) for s in shards] == [2, 2, 1]
+    for name, value in whole.items():
+        assert np.array_equal(value, np.concatenate([s[name] for s in shards]))
+    assert list(cache.read_split("train", ["id"])) == ["id"]
+
+
+def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):
+    with pytest.raises(CacheError, match="no field 'nope'"):
+        Cache(cache_dir).read_split("train", ["tokens", "nope"])
+    manifest = read_manifest(cache_dir)
+    manifest["splits"]["train"]["shards"][1]["clips"] = 3
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheError, match="different number of clips"):
+        Cache(cache_dir).read_split("train")
 
 
 def test_other_backbone_or_schema_is_refused(cache_dir):

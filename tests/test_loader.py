@@ -11,7 +11,8 @@ FRAMES, TOKENS, WIDTH, DIM = 2, 3, 4, 5
 
 
 class ShardCache:
-    """A cache-shaped object over in-memory shards; each clip's caption_idx is its global number."""
+    """A cache-shaped object over in-memory shards, float16 tokens as the reader returns them; each clip's
+    caption_idx is its global number."""
 
     def __init__(self, sizes, *, temporal=False):
         self.temporal = temporal
@@ -29,7 +30,7 @@ class ShardCache:
             ids = np.arange(start, start + n)
             start += n
             shard = {
-                "tokens": np.broadcast_to(ids[:, None, None, None], (n, FRAMES, TOKENS, WIDTH)).astype(np.float32),
+                "tokens": np.broadcast_to(ids[:, None, None, None], (n, FRAMES, TOKENS, WIDTH)).astype(np.float16),
                 "pooled": np.repeat(ids[:, None], DIM, 1).astype(np.float32),
                 "caption_idx": ids.astype(np.int32),
                 "template_idx": ids.astype(np.int32),
@@ -153,6 +154,26 @@ def test_text_table_on_device_and_bad_input():
         CacheLoader(cache, "validation")
     with pytest.raises(PaxionError):
         CacheLoader(cache, batch_size=2, rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("budget", ["1GB", 0])
+def test_batches_are_float32_and_the_split_stays_float16(budget):
+    cache = ShardCache([5, 6], temporal=True)
+    loader = CacheLoader(cache, batch_size=4, memory_budget=budget)
+    for batch in loader:
+        assert batch["tokens"].dtype == batch["tokens_rev"].dtype == batch["pooled"].dtype == torch.float32
+        assert batch["caption_idx"].dtype == torch.int32 and batch["salient"].dtype == torch.bool
+        assert batch["tokens"].device == loader.device
+    if loader.resident:
+        assert loader._data["tokens"].dtype == torch.float16
+
+
+def test_memory_budget_counts_float16_tokens():
+    cache = ShardCache([4, 4])
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 4 * 4  # tokens, pooled; 4 bytes for each other field
+    assert CacheLoader(cache, batch_size=2).nbytes == 8 * per_clip
+    assert CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip).resident
+    assert not CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip - 1).resident
 
 
 def test_parse_bytes():

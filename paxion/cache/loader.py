@@ -34,10 +34,10 @@ def default_fields(temporal: bool) -> tuple[str, ...]:
 
 
 def _field_bytes(manifest: dict, field: str) -> int:
-    """About how many bytes one clip's field takes once loaded (tokens are dequantised to float32)."""
+    """About how many bytes one clip's field takes on the device (float16 tokens, float32 embeddings)."""
     backbone = manifest["backbone"]
     per_clip = {
-        "tokens": manifest["frames"] * backbone["tokens_per_frame"] * backbone["token_dim"] * 4,
+        "tokens": manifest["frames"] * backbone["tokens_per_frame"] * backbone["token_dim"] * 2,
         "pooled": backbone["embed_dim"] * 4,
         "frames": manifest["frames"] * backbone["embed_dim"] * 4,
     }
@@ -90,10 +90,11 @@ def _rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
 class CacheLoader:
     """Iterates a cache split as dicts of device tensors, the same batches for the same seed and epoch.
 
-    A split that fits `memory_budget` bytes is loaded once and kept on the device; otherwise shards are
-    read whole on a background thread (pinned when the device is CUDA) and copied with non_blocking=True,
-    `pool_shards` at a time. With `world_size` > 1 each rank yields its contiguous slice of every global
-    batch. `text_emb` is the cache's text table, put on the device once.
+    A split that fits `memory_budget` bytes (tokens counted as float16, as the reader returns them) is loaded
+    once and kept on the device; otherwise shards are read whole on a background thread (pinned when the device
+    is CUDA) and copied with non_blocking=True, `pool_shards` at a time. Fields stay in the cache's precision
+    on the device; each batch is converted to float32 after slicing. With `world_size` > 1 each rank yields its
+    contiguous slice of every global batch. `text_emb` is the cache's text table, put on the device once.
     """
 
     def __init__(self, cache, split: str = "train", *, batch_size: int = 32, device: str | torch.device = "cpu",
@@ -148,7 +149,8 @@ class CacheLoader:
 
     def _slice(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
         index = torch.from_numpy(_rank_slice(rows, self.rank, self.world_size)).to(self.device)
-        return {name: t.index_select(0, index) for name, t in data.items()}
+        batch = {name: t.index_select(0, index) for name, t in data.items()}
+        return {name: t.float() if t.is_floating_point() else t for name, t in batch.items()}
 
     def _iter_resident(self) -> Iterator[dict[str, torch.Tensor]]:
         if self._data is None:

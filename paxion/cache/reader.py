@@ -1,7 +1,8 @@
-"""Reads a feature cache: checks the manifest first, then returns shards as numpy arrays."""
+"""Reads a feature cache: checks the manifest first, then returns shards as numpy arrays in the stored precision."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -12,11 +13,22 @@ from paxion.cache.quant import dequantize_int8
 from paxion.errors import CacheError
 
 
-def _read_dataset(f: h5py.File, name: str) -> np.ndarray:
-    ds = f[name]
+def _loaded_dtype(ds: h5py.Dataset) -> np.dtype:
+    """The dtype a dataset reads as: strings as objects, int8 tokens dequantised to float16, others as stored."""
     if h5py.check_string_dtype(ds.dtype) is not None:
-        return np.array(ds.asstr()[()], dtype=object)
-    return ds[()]
+        return np.dtype(object)
+    return np.dtype(np.float16) if ds.dtype == np.int8 else ds.dtype
+
+
+def _read_into(f: h5py.File, name: str, out: np.ndarray) -> None:
+    """Fill `out` (C-contiguous, shaped like the dataset) with dataset `name`; stored floats go straight into it."""
+    ds = f[name]
+    if out.dtype == object:
+        out[:] = ds.asstr()[()]
+    elif ds.dtype == np.int8:
+        dequantize_int8(ds[()], f[f"{name}_scale"][()], out=out)
+    else:
+        ds.read_direct(out)
 
 
 class Cache:
@@ -42,7 +54,7 @@ class Cache:
             if expected is not None and size != expected:
                 raise CacheError(f"{path}: {size} bytes, the manifest says {expected} (truncated?)")
         with self._open(self.manifest["texts"]["file"]) as f:
-            self.texts: list[str] = list(_read_dataset(f, "text"))
+            self.texts: list[str] = list(f["text"].asstr()[()])
             self.text_emb: np.ndarray = f["emb"][()]
 
     def _shard_records(self) -> list[dict]:
@@ -78,29 +90,38 @@ class Cache:
         return self.manifest["splits"][split]
 
     def read_shard(self, split: str, k: int, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of shard k as numpy arrays (tokens dequantised to float32); `fields` None = every field."""
-        record = self._split(split)["shards"][k]
-        out: dict[str, np.ndarray] = {}
-        try:
-            with self._open(record["file"]) as f:
-                names = [n for n in f if not n.endswith("_scale")] if fields is None else fields
-                for name in names:
-                    if name not in f:
-                        raise CacheError(f"{self.root / record['file']}: no field {name!r}")
-                    out[name] = _read_dataset(f, name)
-                    if out[name].dtype == np.int8:
-                        out[name] = dequantize_int8(out[name], f[f"{name}_scale"][()])
-                    elif out[name].dtype == np.float16:
-                        out[name] = out[name].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
-            raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
-        if any(len(a) != record["clips"] for a in out.values()):
-            raise CacheError(f"{self.root / record['file']}: holds a different number of clips than the manifest")
-        return out
+        """All clips of shard k as numpy arrays in the stored precision (fp16 tokens; int8 tokens dequantised
+        to float16); `fields` None = every field."""
+        return self._read(split, [k], fields)
 
     def read_split(self, split: str, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of a split, its shards concatenated in order."""
-        shards = [self.read_shard(split, k, fields) for k in range(self.num_shards(split))]
-        if not shards:
+        """All clips of a split, its shards in order, each read straight into its rows of the result."""
+        if not self._split(split)["shards"]:
             raise CacheError(f"{self.root}: split {split!r} has no clips")
-        return {name: np.concatenate([s[name] for s in shards]) for name in shards[0]}
+        return self._read(split, range(self.num_shards(split)), fields)
+
+    def _read(self, split: str, shards: Sequence[int], fields: list[str] | None) -> dict[str, np.ndarray]:
+        """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
+        records = [self._split(split)["shards"][k] for k in shards]
+        rows = sum(record["clips"] for record in records)
+        out: dict[str, np.ndarray] = {}
+        start = 0
+        for record in records:
+            path, clips = self.root / record["file"], record["clips"]
+            try:
+                with self._open(record["file"]) as f:
+                    if fields is None:
+                        fields = [n for n in f if not n.endswith("_scale")]
+                    for name in fields:
+                        if name not in f:
+                            raise CacheError(f"{path}: no field {name!r}")
+                        ds = f[name]
+                        if len(ds) != clips:
+                            raise CacheError(f"{path}: holds a different number of clips than the manifest")
+                        if name not in out:
+                            out[name] = np.empty((rows, *ds.shape[1:]), _loaded_dtype(ds))
+                        _read_into(f, name, out[name][start:start + clips])
+            except (OSError, KeyError, ValueError, TypeError) as exc:
+                raise CacheError(f"{path}: corrupt shard ({exc})") from None
+            start += clips
+        return out

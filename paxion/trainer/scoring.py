@@ -193,7 +193,8 @@ def check_split(cache, split: str) -> int:
 def iter_batches(
     cache, split: str, fields: tuple[str, ...] | list[str], *, batch_size: int = 256, device="cpu"
 ) -> Iterator[dict[str, Tensor]]:
-    """Batches of `fields` of a split in cache order, as tensors on `device`, one shard read at a time."""
+    """Batches of `fields` of a split in cache order, as tensors on `device` (float fields as float32), one shard
+    read at a time."""
     if batch_size < 1:
         raise PaxionError(f"batch size must be at least 1, got {batch_size}")
     check_split(cache, split)
@@ -202,7 +203,8 @@ def iter_batches(
         n = len(shard[fields[0]])
         for start in range(0, n, batch_size):
             rows = slice(start, start + batch_size)
-            yield {f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields}
+            batch = {f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields}
+            yield {f: t.float() if t.is_floating_point() else t for f, t in batch.items()}
 
 
 def encode_split(
