@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from paxion.cache.manifest import read_manifest, summarize
+from paxion.device import resolve_device
 from paxion.errors import BackboneError
 from paxion.extract.backbones import load_backbone
-from paxion.extract.pipeline import extract, resolve_device
+from paxion.extract.pipeline import extract
 from paxion.extract.video import read_frames
 
 

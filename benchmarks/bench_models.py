@@ -9,9 +9,10 @@ import time
 
 import torch
 
+from paxion.device import resolve_device
 from paxion.trainer.losses import objective_loss
 from paxion.trainer.models import count_parameters, format_parameters
-from paxion.trainer.scoring import MODEL_KINDS, ModelScorer, build_model, resolve_device
+from paxion.trainer.scoring import MODEL_KINDS, ModelScorer, build_model
 
 
 def _timed(fn, repeats: int, device: torch.device) -> float:
