@@ -82,6 +82,11 @@ def plan_epoch(shard_sizes: Sequence[int], *, batch_size: int, seed: int, epoch:
     return pools
 
 
+def as_float32(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch with its float fields (stored as float16 or float32) as float32; other fields unchanged."""
+    return {name: t.float() if t.is_floating_point() else t for name, t in batch.items()}
+
+
 def _rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     """This rank's contiguous part of a global batch (parts concatenated in rank order give it back)."""
     return np.array_split(batch, world_size)[rank]
@@ -149,8 +154,7 @@ class CacheLoader:
 
     def _slice(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
         index = torch.from_numpy(_rank_slice(rows, self.rank, self.world_size)).to(self.device)
-        batch = {name: t.index_select(0, index) for name, t in data.items()}
-        return {name: t.float() if t.is_floating_point() else t for name, t in batch.items()}
+        return as_float32({name: t.index_select(0, index) for name, t in data.items()})
 
     def _iter_resident(self) -> Iterator[dict[str, torch.Tensor]]:
         if self._data is None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paxion.cache.loader import as_float32
 from paxion.errors import CacheError, PaxionError
 from paxion.trainer.models import KnowledgeFuser, KPPerceiver, KPTransformer, SideTuning
 
@@ -203,8 +204,7 @@ def iter_batches(
         n = len(shard[fields[0]])
         for start in range(0, n, batch_size):
             rows = slice(start, start + batch_size)
-            batch = {f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields}
-            yield {f: t.float() if t.is_floating_point() else t for f, t in batch.items()}
+            yield as_float32({f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields})
 
 
 def encode_split(
