@@ -393,7 +393,7 @@ def _memory_budget(ctx: click.Context, param: click.Parameter, value: str) -> in
               help="ATM only on clips with a salient state change (Appendix C), or on every clip "
                    "[default: --saliency; built-in world --no-saliency].")
 @click.option("--memory-budget", default="2GB", show_default=True, callback=_memory_budget,
-              help="A split whose features fit this size (e.g. 512MB, 8GiB) stays resident on the device; "
+              help="A split whose features fit this size (e.g. 512MB, 8GiB; tokens count 2 bytes per value, as float16) stays resident on the device; "
                    "a larger one is streamed shard by shard.")
 @click.option("--split", default="train", show_default=True, help="Cache split to train on.")
 @click.option("--eval-split", default="validation", show_default=True,
