@@ -231,7 +231,8 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
     if "validation" in summary:
         val = summary["validation"]
         console.print(f"validation ({val['clips']} clips): object replacement {100 * val['or_accuracy']:.1f}%, "
-                      f"time-blind {100 * val['time_blind']:.1f}%")
+                      f"time-blind {100 * val['time_blind']:.1f}%, "
+                      f"largest caption-vs-reversed-caption cosine {val['antonym_text_cos']:.3f}")
 
 # ---- extract / cache ----
 

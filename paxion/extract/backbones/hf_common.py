@@ -50,8 +50,9 @@ def _pooled(output: object) -> torch.Tensor:
 class HFBackbone(Backbone):
     """A frozen `transformers` CLIP-family model with its tokenizer; subclasses encode video."""
 
-    def __init__(self, *, name: str, model: torch.nn.Module, tokenizer, mean: tuple, std: tuple,
-                 text_batch: int = 256) -> None:
+    def __init__(
+        self, *, name: str, model: torch.nn.Module, tokenizer, mean: tuple, std: tuple, text_batch: int = 256
+    ) -> None:
         super().__init__()
         self.name = name
         self.model = model
@@ -67,8 +68,12 @@ class HFBackbone(Backbone):
 
     def config_dict(self) -> dict:
         """The model config (without load paths) and the pixel normalisation."""
-        return {"kind": self.name.split(":")[0], "config": _portable(self.model.config.to_dict()),
-                "mean": self.mean, "std": self.std}
+        return {
+            "kind": self.name.split(":")[0],
+            "config": _portable(self.model.config.to_dict()),
+            "mean": self.mean,
+            "std": self.std,
+        }
 
     @torch.inference_mode()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -78,10 +83,14 @@ class HFBackbone(Backbone):
         max_len = self.model.config.text_config.max_position_embeddings
         out = []
         for i in range(0, len(texts), self.text_batch):
-            inputs = self.tokenizer(texts[i : i + self.text_batch], padding=True, truncation=True,
-                                    max_length=max_len, return_tensors="pt").to(self.device)
-            out.append(_pooled(self.model.get_text_features(input_ids=inputs["input_ids"],
-                                                            attention_mask=inputs["attention_mask"])))
+            inputs = self.tokenizer(
+                texts[i : i + self.text_batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+            ).to(self.device)
+            out.append(
+                _pooled(
+                    self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+                )
+            )
         return torch.cat(out)
 
 
@@ -109,7 +118,8 @@ def load_hf(kind: str, target: str, *, device: str | torch.device = "cpu") -> HF
         ) from exc
     if info["missing_keys"]:
         # from_pretrained would otherwise fill them with random values without failing
-        raise BackboneError(f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, "
-                            f"e.g. {min(info['missing_keys'])}")
+        raise BackboneError(
+            f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, e.g. {min(info['missing_keys'])}"
+        )
     mean, std = image_stats(target)
     return cls(name=f"{kind}:{target}", model=model, tokenizer=tokenizer, mean=mean, std=std).to(device)

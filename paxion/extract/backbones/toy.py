@@ -19,7 +19,7 @@ from paxion.extract.backbones.base import Backbone, VideoFeatures, time_mean
 from paxion.extract.backbones.toy_text import WordTokenizer, world_vocabulary
 
 WEIGHTS_PATH = Path(__file__).with_name("toy_weights.pt")
-WEIGHTS_FORMAT = "paxion-toy-v1"
+WEIGHTS_FORMAT = "paxion-toy-v2"
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,11 @@ class ToyVision(nn.Module):
 
 
 class ToyText(nn.Module):
-    """Word-level text transformer with learned position embeddings, read out at the [EOS] token."""
+    """Word-level causal text transformer with learned position embeddings, read out at the [EOS] token.
+
+    Causal attention, as in CLIP's text encoder, is what makes the readout see word order: with full attention
+    the [EOS] state is close to a sum over a bag of words, and "from left to right" equals "from right to left".
+    """
 
     def __init__(self, *, vocab_size: int, config: ToyConfig = ToyConfig()) -> None:
         super().__init__()
@@ -100,8 +104,11 @@ class ToyText(nn.Module):
 
     def forward(self, ids: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
         """Token ids [n, L] and [EOS] positions [n] -> text states [n, text_width]."""
-        x = self.embed(ids) + self.pos[: ids.shape[1]]
-        x = self.norm(self.encoder(x, src_key_padding_mask=ids.eq(0)))
+        length = ids.shape[1]
+        x = self.embed(ids) + self.pos[:length]
+        # Padding follows [EOS], so the causal mask alone keeps it out of every text's readout.
+        future = torch.ones(length, length, dtype=torch.bool, device=ids.device).triu(1)
+        x = self.norm(self.encoder(x, mask=future, is_causal=True))
         return x[torch.arange(ids.shape[0], device=ids.device), eos]
 
 
