@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from fakes import FakeBackbone, make_bench
 
-from paxion.cache.manifest import read_manifest, sha256_file, summarize
+from paxion.cache.manifest import SCHEMA_VERSION, checksum, read_manifest, sha256_file, summarize
 from paxion.cache.quant import dequantize_int8, quantize_int8
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
+from paxion.cache.writer import ShardWriter
 from paxion.errors import CacheError
 from paxion.extract.pipeline import extract
 
@@ -61,11 +62,20 @@ def test_reader_contract(cache_dir):
 @pytest.mark.parametrize("token_dtype", ["fp16", "int8"])
 def test_reader_returns_float16_tokens_and_split_equals_its_shards(tmp_path, token_dtype):
     bench = make_bench(tmp_path / "world", {"train": 5})
-    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, batch_size=2,
-            token_dtype=token_dtype)
+    extract(
+        *bench,
+        tmp_path / "cache",
+        FakeBackbone(),
+        frames=4,
+        workers=0,
+        shard_size=2,
+        batch_size=2,
+        token_dtype=token_dtype,
+    )
     cache = Cache(tmp_path / "cache")
     whole = cache.read_split("train")
     assert whole["tokens"].dtype == np.float16 and whole["pooled"].dtype == np.float32
+    assert whole["tokens"].ctypes.data % 4096 == 0  # page-aligned, see page_aligned_empty
     assert whole["caption_idx"].dtype == np.int32 and not any(name.endswith("_scale") for name in whole)
     shards = [cache.read_shard("train", k) for k in range(cache.num_shards("train"))]
     assert [len(s["id"]) for s in shards] == [2, 2, 1]
@@ -90,9 +100,12 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
     with pytest.raises(CacheError, match="config"):
         Cache(cache_dir, backbone=FakeBackbone(seed=1))
     manifest = read_manifest(cache_dir)
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"schema_version": 99}))
-    with pytest.raises(CacheError, match="schema version 99"):
-        Cache(cache_dir)
+    for old_or_new in (SCHEMA_VERSION - 1, 99):  # version 1: chunked shards with fletcher32, no field checksums
+        (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"schema_version": old_or_new}))
+        with pytest.raises(
+            CacheError, match=f"schema version {old_or_new}, this paxion reads version {SCHEMA_VERSION}"
+        ):
+            Cache(cache_dir)
 
 
 def test_truncated_or_missing_shard_is_refused(cache_dir):
@@ -106,29 +119,73 @@ def test_truncated_or_missing_shard_is_refused(cache_dir):
     assert any("missing" in p for p in verify_cache(cache_dir))
 
 
-def _flip_token_bytes(path):
+def _flip_bytes(path, field):
+    """Flip up to 10 bytes at the start of clip 1 of a field, in place."""
     with h5py.File(path, "r") as f:
-        offset = f["tokens"].id.get_chunk_info(1).byte_offset
+        row = f[field][0].nbytes
+        start = f[field].id.get_offset() + row
     data = bytearray(path.read_bytes())
-    data[offset + 10:offset + 20] = bytes(b ^ 0xFF for b in data[offset + 10:offset + 20])
+    data[start : start + min(row, 10)] = bytes(b ^ 0xFF for b in data[start : start + min(row, 10)])
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("token_dtype", "field"), [("fp16", "label"), ("int8", "tokens"), ("int8", "tokens_scale")])
+def test_reader_refuses_a_flipped_byte_in_any_field(tmp_path, token_dtype, field):
+    bench = make_bench(tmp_path / "world", {"train": 4})
+    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, token_dtype=token_dtype)
+    _flip_bytes(tmp_path / "cache" / "train-00000.h5", field)
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(CacheError, match=f"train-00000.h5: field '{field}' does not match its checksum"):
+        cache.read_split("train", [field.removesuffix("_scale")])
+    assert len(cache.read_shard("train", 1)["tokens"]) == 2  # the other shard still reads
+
+
+def test_a_manifest_checksum_that_disagrees_is_refused_by_reader_and_verify(cache_dir):
+    manifest = read_manifest(cache_dir)
+    manifest["splits"]["train"]["shards"][1]["checksums"]["pooled"] = "0" * 32
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheError, match="train-00001.h5: field 'pooled' does not match its checksum"):
+        Cache(cache_dir).read_shard("train", 1, ["pooled"])
+    problems = verify_cache(cache_dir)
+    assert len(problems) == 1 and "train-00001.h5: field 'pooled' does not match its checksum" in problems[0]
+
+
+def test_a_shard_that_lost_clips_is_rewritten_at_its_size(tmp_path):
+    clips = {
+        "id": np.array(["a", "b", "c"], dtype=object),
+        "tokens": np.arange(3 * 8, dtype=np.float32).reshape(3, 2, 4),
+        "label": np.arange(3, dtype=np.int32),
+    }
+    writer = ShardWriter(tmp_path / "s.h5", capacity=5)
+    writer.append(clips)
+    record = writer.finish()
+    assert record["clips"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert {name: ds.shape[0] for name, ds in f.items()} == {"id": 3, "tokens": 3, "label": 3}
+        assert f["tokens"].chunks is None and np.array_equal(f["tokens"][()], clips["tokens"].astype(np.float16))
+        assert record["checksums"] == {
+            name: checksum(f[name].asstr()[()] if name == "id" else f[name][()]) for name in f
+        }
 
 
 def test_verify_catches_a_corrupted_shard(cache_dir):
     assert verify_cache(cache_dir) == []
-    _flip_token_bytes(cache_dir / "train-00000.h5")
+    _flip_bytes(cache_dir / "train-00000.h5", "tokens")
     problems = verify_cache(cache_dir)
     assert len(problems) == 1 and "train-00000.h5" in problems[0] and "sha256" in problems[0]
     with pytest.raises(CacheError, match="corrupt"):
-        Cache(cache_dir).read_shard("train", 0)  # never wrong numbers: HDF5 checks each chunk
+        Cache(cache_dir).read_shard("train", 0)  # never wrong numbers: each field's checksum is checked
 
 
 def test_verify_catches_non_finite_values_and_bad_shapes(cache_dir):
     path = cache_dir / "validation-00000.h5"
     with h5py.File(path, "r+") as f:
         f["pooled"][0, 3] = np.nan
+        pooled = f["pooled"][()]
     manifest = read_manifest(cache_dir)
-    manifest["splits"]["validation"]["shards"][0] |= {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    record = manifest["splits"]["validation"]["shards"][0]
+    record |= {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    record["checksums"]["pooled"] = checksum(pooled)  # as if extraction itself had written the NaN
     (cache_dir / "manifest.json").write_text(json.dumps(manifest))
     problems = verify_cache(cache_dir)
     assert len(problems) == 1 and "non-finite" in problems[0] and "pooled" in problems[0]

@@ -1,4 +1,4 @@
-"""`paxion cache verify`: checksums, shapes, clip counts and non-finite values of every cache file."""
+"""`paxion cache verify`: checksums (file and field), shapes, clip counts and non-finite values of every cache file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from paxion.cache.manifest import read_manifest, sha256_file
+from paxion.cache.manifest import checksum, read_manifest, sha256_file
 from paxion.cache.quant import dequantize_int8
 from paxion.errors import CacheError
 
@@ -18,8 +18,11 @@ INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx")
 def _expected_shapes(manifest: dict) -> dict[str, tuple[int, ...]]:
     """The per-clip shape of every field a shard must hold."""
     bb, t = manifest["backbone"], manifest["frames"]
-    video = {"tokens": (t, bb["tokens_per_frame"], bb["token_dim"]), "frames": (t, bb["embed_dim"]),
-             "pooled": (bb["embed_dim"],)}
+    video = {
+        "tokens": (t, bb["tokens_per_frame"], bb["token_dim"]),
+        "frames": (t, bb["embed_dim"]),
+        "pooled": (bb["embed_dim"],),
+    }
     shapes = {**video, "id": (), "label": (), "delta_vt": (), "theta_vv": (), "salient": ()}
     shapes |= {name: () for name in INDEX_FIELDS}
     if bb["temporal"]:
@@ -39,8 +42,9 @@ def _check_file(path: Path, record: dict) -> list[str]:
     return []
 
 
-def _check_shard(f: h5py.File, manifest: dict, n: int, n_texts: int) -> list[str]:
+def _check_shard(f: h5py.File, manifest: dict, record: dict, n_texts: int) -> list[str]:
     problems = []
+    n = record["clips"]
     for name, shape in _expected_shapes(manifest).items():
         if name not in f:
             problems.append(f"field {name!r} missing")
@@ -50,9 +54,13 @@ def _check_shard(f: h5py.File, manifest: dict, n: int, n_texts: int) -> list[str
         return problems
     for name in f:
         a = f[name]
-        if h5py.check_string_dtype(a.dtype) is not None or name.endswith("_scale"):
+        text = h5py.check_string_dtype(a.dtype) is not None
+        stored = a.asstr()[()] if text else a[()]
+        if checksum(stored) != record.get("checksums", {}).get(name):
+            problems.append(f"field {name!r} does not match its checksum in the manifest")
+        if text or name.endswith("_scale"):
             continue
-        values = dequantize_int8(a[()], f[f"{name}_scale"][()]) if a.dtype == np.int8 else a[()]
+        values = dequantize_int8(stored, f[f"{name}_scale"][()]) if stored.dtype == np.int8 else stored
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
         if (name in INDEX_FIELDS or name == "mc_idx") and ((values < -1) | (values >= n_texts)).any():
@@ -74,8 +82,9 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
         with h5py.File(root / texts["file"], "r") as f:
             emb = f["emb"][()]
             if len(f["text"]) != texts["count"] or emb.shape != (texts["count"], manifest["backbone"]["embed_dim"]):
-                problems.append(f"{root / texts['file']}: {len(f['text'])} texts / emb {emb.shape}, "
-                                f"manifest says {texts['count']}")
+                problems.append(
+                    f"{root / texts['file']}: {len(f['text'])} texts / emb {emb.shape}, manifest says {texts['count']}"
+                )
             if not np.isfinite(emb).all():
                 problems.append(f"{root / texts['file']}: non-finite text embeddings")
     for split, info in manifest["splits"].items():
@@ -87,7 +96,7 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
         if not file_problems:
             try:
                 with h5py.File(path, "r") as f:
-                    file_problems = _check_shard(f, manifest, record["clips"], texts["count"])
+                    file_problems = _check_shard(f, manifest, record, texts["count"])
             except (OSError, KeyError, ValueError) as exc:
                 file_problems = [f"unreadable ({exc})"]
             file_problems = [f"{path}: {p}" for p in file_problems]
