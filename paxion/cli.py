@@ -407,7 +407,7 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
 
     \b
     Defaults are the paper's (AdamW, lr 1e-5, weight decay 0.05, batch 32, one epoch, constant lr). On the
-    built-in world (the cache says so) they are lr 2e-3, batch 64, 40 epochs, cosine decay, ATM on every
+    built-in world (the cache says so) they are lr 2e-3, batch 64, 12 epochs, cosine decay, ATM on every
     clip and a 4 x 32-head patcher: the world is tiny and its toy backbone small (see
     paxion/trainer/train.py for why). With --init the patcher's sizes come from that run. An option you
     give always wins.

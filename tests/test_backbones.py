@@ -70,8 +70,8 @@ def test_toy_is_time_blind(toy):
 
 def test_shipped_toy_tells_every_caption_from_its_reversal(toy, tiny_world):
     a, b = toy.encode_text(["Pushing red ball from left to right", "Pushing red ball from right to left"])
-    assert torch.cosine_similarity(a, b, dim=0) < 0.9
-    assert check_toy(toy, load_world_split(tiny_world, "validation"))["antonym_text_cos"] < 0.9
+    assert torch.cosine_similarity(a, b, dim=0) < 0.96  # the hinge's margin is 0.95
+    assert check_toy(toy, load_world_split(tiny_world, "validation"))["antonym_text_cos"] < 0.96
 
 
 def test_text_readout_sees_only_the_words_up_to_eos():

@@ -35,7 +35,7 @@ class DemoPlan:
     seed: int = 0
 
 
-FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=40, downstream_epochs=5)
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=12, downstream_epochs=5)
 QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).
