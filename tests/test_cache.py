@@ -9,11 +9,20 @@ import numpy as np
 import pytest
 from fakes import FakeBackbone, make_bench
 
-from paxion.cache.manifest import SCHEMA_VERSION, checksum, read_manifest, sha256_file, summarize
+from paxion.cache.manifest import (
+    CHECKSUM_BLOCK,
+    SCHEMA_VERSION,
+    Checksum,
+    checksum,
+    read_manifest,
+    sha256_file,
+    summarize,
+    write_json,
+)
 from paxion.cache.quant import dequantize_int8, quantize_int8
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
-from paxion.cache.writer import ShardWriter
+from paxion.cache.writer import ShardWriter, write_texts
 from paxion.errors import CacheError
 from paxion.extract.pipeline import extract
 
@@ -100,7 +109,7 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
     with pytest.raises(CacheError, match="config"):
         Cache(cache_dir, backbone=FakeBackbone(seed=1))
     manifest = read_manifest(cache_dir)
-    for old_or_new in (SCHEMA_VERSION - 1, 99):  # version 1: chunked shards with fletcher32, no field checksums
+    for old_or_new in (SCHEMA_VERSION - 1, 99):  # version 2: no field layout in the manifest, vlen ids
         (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"schema_version": old_or_new}))
         with pytest.raises(
             CacheError, match=f"schema version {old_or_new}, this paxion reads version {SCHEMA_VERSION}"
@@ -163,9 +172,50 @@ def test_a_shard_that_lost_clips_is_rewritten_at_its_size(tmp_path):
     with h5py.File(tmp_path / "s.h5") as f:
         assert {name: ds.shape[0] for name, ds in f.items()} == {"id": 3, "tokens": 3, "label": 3}
         assert f["tokens"].chunks is None and np.array_equal(f["tokens"][()], clips["tokens"].astype(np.float16))
-        assert record["checksums"] == {
-            name: checksum(f[name].asstr()[()] if name == "id" else f[name][()]) for name in f
-        }
+        assert record["checksums"] == {name: checksum(f[name][()]) for name in f}
+        assert record["fields"]["tokens"] == {"offset": f["tokens"].id.get_offset(), "dtype": "<f2", "shape": [3, 2, 4]}
+
+
+def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
+    writer = ShardWriter(tmp_path / "s.h5", capacity=3)
+    for ids in (["a"], ["clip-é-ü-longer", "日本"]):  # the longest id comes in a later batch
+        writer.append({"id": np.array(ids, dtype=object), "label": np.zeros(len(ids), np.int32)})
+    record = writer.finish()
+    assert record["fields"]["id"]["dtype"] == f"|S{len('clip-é-ü-longer'.encode())}"
+    texts = write_texts(tmp_path / "texts.h5", ["a text"], np.zeros((1, 4), np.float32))
+    backbone = {"name": "none", "config_hash": "none", "temporal": False}
+    splits = {"train": {"clips": 3, "shards": [record]}}
+    write_json(
+        tmp_path / "manifest.json",
+        {"schema_version": SCHEMA_VERSION, "backbone": backbone, "texts": texts, "splits": splits},
+    )
+    got = Cache(tmp_path).read_split("train")["id"]
+    assert got.dtype == object and got.tolist() == ["a", "clip-é-ü-longer", "日本"]
+
+
+def test_checksum_fed_in_pieces_equals_checksum_of_the_whole():
+    data = np.random.default_rng(0).integers(0, 256, 5 * CHECKSUM_BLOCK + 123, dtype=np.uint8)
+    state = Checksum()
+    for start in range(0, len(data), 2 * CHECKSUM_BLOCK):
+        state.update(data[start : start + 2 * CHECKSUM_BLOCK])
+    assert state.hexdigest() == checksum(data)
+    moved = np.concatenate(
+        [data[CHECKSUM_BLOCK : 2 * CHECKSUM_BLOCK], data[:CHECKSUM_BLOCK], data[2 * CHECKSUM_BLOCK :]]
+    )
+    assert checksum(moved) != checksum(data)
+    changed = data.copy()
+    changed[-1] ^= 1  # in the zero-padded last block
+    assert checksum(changed) != checksum(data)
+
+
+def test_a_wrong_field_offset_in_the_manifest_is_refused(cache_dir):
+    manifest = read_manifest(cache_dir)
+    manifest["splits"]["train"]["shards"][0]["fields"]["pooled"]["offset"] += 4
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheError, match="train-00000.h5: field 'pooled' does not match its checksum"):
+        Cache(cache_dir).read_split("train", ["pooled"])
+    problems = verify_cache(cache_dir)
+    assert len(problems) == 1 and "'pooled' lies in the file otherwise than the manifest says" in problems[0]
 
 
 def test_verify_catches_a_corrupted_shard(cache_dir):

@@ -12,7 +12,8 @@ import numpy as np
 
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 2  # 2: contiguous shard datasets with per-field checksums in the manifest (1: fletcher32 chunks)
+SCHEMA_VERSION = 3  # 3: field layout in the manifest, ids as fixed-length UTF-8; 2: contiguous fields with
+# checksums in the manifest; 1: fletcher32 chunks
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -39,28 +40,45 @@ def sha256_file(path: str | Path) -> str:
 
 
 CHECKSUM_BLOCK = 4096  # bytes: a disk page, the unit in which storage loses or misplaces data
+_WORDS = CHECKSUM_BLOCK // 8
+
+
+class Checksum:
+    """A Fletcher-style checksum of bytes fed in order by `update` (every piece but the last a whole number of
+    4 KiB blocks); `hexdigest()` gives the 32 hex digits the manifest records per shard field."""
+
+    # The 4 KiB blocks' 64-bit words are summed mod 2**64 (the last block zero-padded); the digest is the sum of
+    # the block sums and their sum weighted by position, so one changed word always shows and a moved block almost
+    # always. Why not a standard hash: the read itself copies 5-9 GB/s from the page cache and these numpy sums
+    # run at ~16 GB/s (~34 GB/s on bytes still in the CPU cache, which is how the reader feeds them), while sha256
+    # runs at 1.6 GB/s, zlib's crc32 at 3.3 and HDF5's fletcher32 filter at ~1.4 (BENCHMARKS.md). The loader
+    # reads shards on a background thread while training holds the cores, so the check stays single-threaded.
+    # The whole-file sha256 stays for `paxion cache verify`.
+
+    def __init__(self) -> None:
+        self._sums: list[np.ndarray] = []  # the block sums so far, weighted only at the end (fewer numpy calls)
+
+    def update(self, data: np.ndarray) -> None:
+        """Add the next bytes (a C-contiguous uint8 array)."""
+        whole = len(data) - len(data) % CHECKSUM_BLOCK
+        self._sums.append(data[:whole].view(np.uint64).reshape(-1, _WORDS).sum(axis=1))
+        if whole < len(data):
+            last = np.zeros(CHECKSUM_BLOCK, np.uint8)
+            last[: len(data) - whole] = data[whole:]
+            self._sums.append(last.view(np.uint64).sum(keepdims=True))
+
+    def hexdigest(self) -> str:
+        """The checksum of the bytes so far."""
+        sums = np.concatenate(self._sums) if self._sums else np.zeros(0, np.uint64)
+        weighted = sums * np.arange(1, len(sums) + 1, dtype=np.uint64)
+        return f"{int(sums.sum()):016x}{int(weighted.sum()):016x}"
 
 
 def checksum(a: np.ndarray) -> str:
-    """A Fletcher-style checksum of an array's bytes (of an object array: its strings' UTF-8, NUL-separated)."""
-    # Each shard field has one in the manifest, checked on every read. The 4 KiB blocks' 64-bit words are summed
-    # mod 2**64 (the last block zero-padded); the result is the sum of the block sums and their sum weighted by
-    # position, so one changed word always shows and a moved block almost always. Why not a standard hash: the
-    # read itself copies 5-9 GB/s from the page cache and these numpy sums run at ~16 GB/s, while sha256 runs at
-    # 1.6 GB/s, zlib's crc32 at 3.3 and HDF5's fletcher32 filter at ~1.4 (BENCHMARKS.md). torch's sums reach
-    # 25-35 GB/s on idle cores, but the loader reads shards on a background thread while training holds those
-    # cores, so the check stays single-threaded. The whole-file sha256 stays for `paxion cache verify`.
-    data = (
-        np.frombuffer("\0".join(a.tolist()).encode(), np.uint8) if a.dtype == object else a.reshape(-1).view(np.uint8)
-    )
-    whole = len(data) - len(data) % CHECKSUM_BLOCK
-    sums = data[:whole].view(np.uint64).reshape(-1, CHECKSUM_BLOCK // 8).sum(axis=1)
-    if whole < len(data):
-        last = np.zeros(CHECKSUM_BLOCK, np.uint8)
-        last[: len(data) - whole] = data[whole:]
-        sums = np.append(sums, last.view(np.uint64).sum())
-    weighted = sums * np.arange(1, len(sums) + 1, dtype=np.uint64)
-    return f"{int(sums.sum()):016x}{int(weighted.sum()):016x}"
+    """The checksum (see Checksum) of a numeric or fixed-length bytes array's stored bytes."""
+    state = Checksum()
+    state.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    return state.hexdigest()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

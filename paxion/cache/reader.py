@@ -9,18 +9,18 @@ from typing import BinaryIO
 
 import h5py
 import numpy as np
-from h5py import h5d
 
-from paxion.cache.manifest import check_backbone, checksum, read_manifest
+from paxion.cache.manifest import Checksum, check_backbone, read_manifest
 from paxion.cache.quant import dequantize_int8
 from paxion.errors import CacheError
 
 PAGE = 4096
+READ_BLOCK = 1 << 20  # bytes read before their checksum is taken, so that the sums find them still in the CPU cache
 
 
 def _loaded_dtype(stored: np.dtype) -> np.dtype:
-    """The dtype a dataset reads as: strings as objects, int8 tokens dequantised to float16, others as stored."""
-    if h5py.check_string_dtype(stored) is not None:
+    """The dtype a field reads as: strings as objects, int8 tokens dequantised to float16, others as stored."""
+    if stored.kind == "S":
         return np.dtype(object)
     return np.dtype(np.float16) if stored == np.int8 else stored
 
@@ -39,40 +39,46 @@ def page_aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return buffer[start : start + size].view(dtype).reshape(shape)
 
 
-def _dataset(f: h5py.File, name: str) -> h5d.DatasetID:
-    """The low-level handle of dataset `name` (h5py's Dataset object costs ~50 us more a field)."""
-    try:
-        return h5d.open(f.id, name.encode())
-    except KeyError:
-        raise CacheError(f"{f.filename}: no field {name!r}") from None
+def _field(record: dict, name: str, file: BinaryIO) -> dict:
+    """The manifest's {name, offset, dtype, shape} of field `name` of a shard."""
+    if name not in record["fields"]:
+        raise CacheError(f"{file.name}: no field {name!r}")
+    return {"name": name, **record["fields"][name]}
 
 
-def _read_raw(file: BinaryIO, ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
-    """A contiguous dataset's bytes read from the file straight into `out` (a new array if None)."""
-    # HDF5's own read path costs ~0.1 ms a field, as much as the data of a small shard; the writer stores every
-    # field contiguously, so its bytes are one offset away (and the reader checks them against their checksum).
-    dtype, shape = ds.dtype, ds.shape
+def _read_checked(file: BinaryIO, layout: dict, expected: str | None, out: np.ndarray | None = None) -> np.ndarray:
+    """A field's bytes, read from `layout["offset"]` into `out` (a new array if None) and checked against the
+    checksum `expected`; raises CacheError when they differ."""
+    # Plain reads at the offset the manifest records (HDF5's file open and dataset lookups cost as much as a small
+    # shard's data), READ_BLOCK at a time, each block summed right after its copy while the CPU cache holds it.
+    dtype, shape = np.dtype(layout["dtype"]), tuple(layout["shape"])
     out = page_aligned_empty(shape, dtype) if out is None else out
-    offset = ds.get_offset()
-    if out.nbytes and (offset is None or dtype != out.dtype or shape != out.shape):
-        raise ValueError(f"a field is not stored contiguously as {out.dtype} {out.shape}")
-    file.seek(offset or 0)
-    if file.readinto(out.reshape(-1).view(np.uint8)) != out.nbytes:
-        raise ValueError("the file ends inside a field")
+    if (out.dtype, out.shape) != (dtype, shape):
+        raise CacheError(f"{file.name}: a field is not stored as {out.dtype} {out.shape}")
+    data, state = out.reshape(-1).view(np.uint8), Checksum()
+    file.seek(layout["offset"])
+    for start in range(0, len(data), READ_BLOCK):
+        block = data[start : start + READ_BLOCK]
+        if file.readinto(block) != len(block):
+            raise CacheError(f"{file.name}: the file ends inside a field (truncated shard)")
+        state.update(block)
+    if state.hexdigest() != expected:
+        raise CacheError(f"{file.name}: field {layout['name']!r} does not match its checksum (corrupt shard)")
     return out
 
 
-def _read_into(f: h5py.File, file: BinaryIO, name: str, ds: h5d.DatasetID, out: np.ndarray) -> dict[str, np.ndarray]:
-    """Fill `out` (C-contiguous, shaped like the dataset) with dataset `name`; stored floats go straight into it.
-    Returns what was read as stored, by dataset name (int8 tokens bring their scales), for the checksums."""
+def _read_field(file: BinaryIO, record: dict, name: str, out: np.ndarray) -> None:
+    """Fill `out` (C-contiguous, shaped like the field) with field `name` of the shard `record` describes."""
+    layout = _field(record, name, file)
+    expected = record["checksums"].get(name)
     if out.dtype == object:
-        out[:] = h5py.Dataset(ds).asstr()[()]
-        return {name: out}
-    if ds.dtype == np.int8:
-        stored = {name: _read_raw(file, ds), f"{name}_scale": _read_raw(file, _dataset(f, f"{name}_scale"))}
-        dequantize_int8(*stored.values(), out=out)
-        return stored
-    return {name: _read_raw(file, ds, out)}
+        out[:] = [s.decode() for s in _read_checked(file, layout, expected).tolist()]
+    elif np.dtype(layout["dtype"]) == np.int8:
+        scale = f"{name}_scale"
+        q = _read_checked(file, layout, expected)
+        dequantize_int8(q, _read_checked(file, _field(record, scale, file), record["checksums"].get(scale)), out=out)
+    else:
+        _read_checked(file, layout, expected, out)
 
 
 class Cache:
@@ -149,26 +155,22 @@ class Cache:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
         rows = sum(record["clips"] for record in records)
+        if fields is None:
+            fields = [name for name in records[0]["fields"] if not name.endswith("_scale")]
         out: dict[str, np.ndarray] = {}
         start = 0
         for record in records:
             path, clips = self.root / record["file"], record["clips"]
             try:
-                with self._open(record["file"]) as f, open(path, "rb") as file:
-                    if fields is None:
-                        fields = [n for n in f if not n.endswith("_scale")]
+                with open(path, "rb", buffering=0) as file:
                     for name in fields:
-                        ds = _dataset(f, name)
-                        shape = ds.shape
-                        if shape[:1] != (clips,):
+                        shape = _field(record, name, file)["shape"]
+                        if shape[:1] != [clips]:
                             raise CacheError(f"{path}: holds a different number of clips than the manifest")
                         if name not in out:
-                            out[name] = page_aligned_empty((rows, *shape[1:]), _loaded_dtype(ds.dtype))
-                        for stored, values in _read_into(f, file, name, ds, out[name][start : start + clips]).items():
-                            if checksum(values) != record.get("checksums", {}).get(stored):
-                                raise CacheError(
-                                    f"{path}: field {stored!r} does not match its checksum (corrupt shard)"
-                                )
+                            dtype = _loaded_dtype(np.dtype(record["fields"][name]["dtype"]))
+                            out[name] = page_aligned_empty((rows, *shape[1:]), dtype)
+                        _read_field(file, record, name, out[name][start : start + clips])
             except (OSError, KeyError, ValueError, TypeError) as exc:
                 raise CacheError(f"{path}: corrupt shard ({exc})") from None
             start += clips

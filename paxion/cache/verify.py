@@ -10,6 +10,7 @@ import numpy as np
 
 from paxion.cache.manifest import checksum, read_manifest, sha256_file
 from paxion.cache.quant import dequantize_int8
+from paxion.cache.writer import field_layout
 from paxion.errors import CacheError
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx")
@@ -55,7 +56,9 @@ def _check_shard(f: h5py.File, manifest: dict, record: dict, n_texts: int) -> li
     for name in f:
         a = f[name]
         text = h5py.check_string_dtype(a.dtype) is not None
-        stored = a.asstr()[()] if text else a[()]
+        stored = a[()]
+        if field_layout(a) != record.get("fields", {}).get(name):
+            problems.append(f"field {name!r} lies in the file otherwise than the manifest says (offset, dtype, shape)")
         if checksum(stored) != record.get("checksums", {}).get(name):
             problems.append(f"field {name!r} does not match its checksum in the manifest")
         if text or name.endswith("_scale"):

@@ -24,12 +24,16 @@ def _encode_tokens(name: str, x: np.ndarray, token_dtype: str) -> dict[str, np.n
     return {name: x.astype(np.float16)}
 
 
-def _add_field(
-    f: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dtype, data: np.ndarray | None = None
-) -> None:
+def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
     # Contiguous and unfiltered: a field reads in one go at the speed of a plain file read, and one clip is one
-    # offset away. Integrity comes from the per-field checksums in the manifest (see manifest.checksum).
-    f.create_dataset(name, shape=shape, dtype=STRING if dtype.kind == "O" else dtype, data=data, track_times=False)
+    # offset away. Integrity comes from the per-field checksums in the manifest (see manifest.Checksum).
+    f.create_dataset(name, shape=data.shape, dtype=data.dtype, data=data, track_times=False)
+
+
+def _fixed_utf8(strings: list[str]) -> np.ndarray:
+    """Strings as one fixed-length UTF-8 bytes array (h5py stores it as an HDF5 UTF-8 string dataset)."""
+    encoded = [s.encode() for s in strings]
+    return np.array(encoded, dtype=h5py.string_dtype("utf-8", max([1, *map(len, encoded)])))
 
 
 def _new_shard_file(path: Path) -> h5py.File:
@@ -38,9 +42,9 @@ def _new_shard_file(path: Path) -> h5py.File:
     return h5py.File(path, "w", alignment_threshold=1 << 16, alignment_interval=4096)
 
 
-def _stored(ds: h5py.Dataset, rows: int) -> np.ndarray:
-    """The first `rows` rows of a dataset as the reader gets them (strings as str objects)."""
-    return (ds.asstr() if h5py.check_string_dtype(ds.dtype) is not None else ds)[:rows]
+def field_layout(ds: h5py.Dataset) -> dict:
+    """Where and how a contiguous dataset's bytes lie in its file: {offset, dtype, shape}."""
+    return {"offset": ds.id.get_offset() or 0, "dtype": ds.dtype.str, "shape": list(ds.shape)}
 
 
 class ShardWriter:
@@ -61,11 +65,15 @@ class ShardWriter:
         self.token_dtype = token_dtype
         self.count = 0
         self._file: h5py.File | None = None  # opened lazily on the first append (never before a fork)
+        self._strings: dict[str, list[str]] = {}  # string fields, written at finish() once their longest is known
 
     def _create(self, arrays: dict[str, np.ndarray]) -> None:
         self._file = _new_shard_file(self.tmp)
         for name, a in arrays.items():
-            _add_field(self._file, name, (self.capacity, *a.shape[1:]), a.dtype)
+            if a.dtype.kind == "O":
+                self._strings[name] = []
+            else:
+                self._file.create_dataset(name, shape=(self.capacity, *a.shape[1:]), dtype=a.dtype, track_times=False)
 
     def append(self, batch: dict[str, np.ndarray]) -> None:
         """Add a batch of clips: a dict of arrays whose first axis is the clip (tokens as float32)."""
@@ -82,22 +90,26 @@ class ShardWriter:
         if self._file is None:
             self._create(arrays)
         for name, a in arrays.items():
-            self._file[name][self.count : self.count + n] = a
+            if name in self._strings:
+                self._strings[name] += a.tolist()
+            else:
+                self._file[name][self.count : self.count + n] = a
         self.count += n
 
     def finish(self) -> dict | None:
-        """Close and rename the shard into place; returns {file, clips, bytes, sha256, checksums (one per field)},
-        or None if it got no clip."""
+        """Close and rename the shard into place; returns {file, clips, bytes, sha256, checksums and fields (each
+        field's offset, dtype and shape in the file)}, or None if it got no clip."""
         if self._file is None:
             return None
         # Contiguous datasets cannot shrink: a shard that lost clips is copied, a field at a time, to its final size.
-        with _new_shard_file(self.shrunk) if self.count < self.capacity else nullcontext() as shrunk:
-            checksums = {}
-            for name, ds in self._file.items():
-                values = _stored(ds, self.count)
-                checksums[name] = checksum(values)
-                if shrunk is not None:
-                    _add_field(shrunk, name, values.shape, values.dtype, values)
+        with _new_shard_file(self.shrunk) if self.count < self.capacity else nullcontext(self._file) as final:
+            if final is not self._file:
+                for name, ds in self._file.items():
+                    _add_field(final, name, ds[: self.count])
+            for name, strings in self._strings.items():
+                _add_field(final, name, _fixed_utf8(strings))
+            checksums = {name: checksum(ds[()]) for name, ds in final.items()}
+            fields = {name: field_layout(ds) for name, ds in final.items()}
         self._file.close()
         self._file = None
         if self.count < self.capacity:
@@ -109,6 +121,7 @@ class ShardWriter:
             "bytes": self.path.stat().st_size,
             "sha256": sha256_file(self.path),
             "checksums": checksums,
+            "fields": fields,
         }
 
     def abort(self) -> None:
