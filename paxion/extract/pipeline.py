@@ -210,8 +210,8 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
             return
         if not overwrite:
             raise CacheError(
-                f"{out}: holds a cache extracted with another configuration (backbone, frames, dtype, shard size, "
-                "splits or bench); use another --out or --overwrite"
+                f"{out}: holds a cache extracted with another configuration (backbone, frames, dtype, shard size, splits, "
+                "bench or cache schema version); use another --out or --overwrite"
             )
     if overwrite:
         shutil.rmtree(parts, ignore_errors=True)
