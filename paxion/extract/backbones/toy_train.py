@@ -10,7 +10,8 @@ The shipped `toy_weights.pt` was made with:
 H100 (`--device auto`): 68 s decoding, 16 s training. It scores object replacement 97.0% on that world's
 validation split and 95.0% on the demo world's (seed 0), its pooled embedding is exactly time-blind, and every
 caption is at cosine 0.945 or less from its reversal partner's caption.
-A CPU run takes longer (about 17 minutes on 2 cores) and gives numerically different weights.
+A CPU run (local, 2 cores: 36 s decoding, 656 s training) gives numerically different weights of the same
+quality: object replacement 97.0% on world-1234 validation, largest caption/reversal cosine 0.946.
 """
 
 from __future__ import annotations
