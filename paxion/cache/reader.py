@@ -67,9 +67,9 @@ def _read_checked(file: BinaryIO, layout: dict, expected: str | None, out: np.nd
     return out
 
 
-def _read_field(file: BinaryIO, record: dict, name: str, out: np.ndarray) -> None:
-    """Fill `out` (C-contiguous, shaped like the field) with field `name` of the shard `record` describes."""
-    layout = _field(record, name, file)
+def _read_field(file: BinaryIO, record: dict, layout: dict, out: np.ndarray) -> None:
+    """Fill `out` (C-contiguous, shaped like the field) with the field `layout` of the shard `record` describes."""
+    name = layout["name"]
     expected = record["checksums"].get(name)
     if out.dtype == object:
         out[:] = [s.decode() for s in _read_checked(file, layout, expected).tolist()]
@@ -164,13 +164,13 @@ class Cache:
             try:
                 with open(path, "rb", buffering=0) as file:
                     for name in fields:
-                        shape = _field(record, name, file)["shape"]
-                        if shape[:1] != [clips]:
+                        layout = _field(record, name, file)
+                        if layout["shape"][:1] != [clips]:
                             raise CacheError(f"{path}: holds a different number of clips than the manifest")
                         if name not in out:
-                            dtype = _loaded_dtype(np.dtype(record["fields"][name]["dtype"]))
-                            out[name] = page_aligned_empty((rows, *shape[1:]), dtype)
-                        _read_field(file, record, name, out[name][start : start + clips])
+                            dtype = _loaded_dtype(np.dtype(layout["dtype"]))
+                            out[name] = page_aligned_empty((rows, *layout["shape"][1:]), dtype)
+                        _read_field(file, record, layout, out[name][start : start + clips])
             except (OSError, KeyError, ValueError, TypeError) as exc:
                 raise CacheError(f"{path}: corrupt shard ({exc})") from None
             start += clips
