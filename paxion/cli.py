@@ -332,7 +332,7 @@ def cache_info(root: str) -> None:
 @cache_group.command("verify")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 def cache_verify(root: str) -> None:
-    """Check every file's sha256, every field's shape and that all values are finite; exits 1 on any problem."""
+    """Check every file's xxh3_128 hash, every field's shape and that all values are finite; exits 1 on any problem."""
     from rich.progress import Progress
 
     from paxion.cache.verify import verify_cache

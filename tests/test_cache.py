@@ -1,29 +1,23 @@
-"""The cache format: int8 quantisation, the reader's checks, verify and info."""
+"""The cache format: int8 quantisation, the writer's check, the reader's checks, verify and info."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from fakes import FakeBackbone, make_bench
 
-from paxion.cache.manifest import (
-    CHECKSUM_BLOCK,
-    SCHEMA_VERSION,
-    Checksum,
-    checksum,
-    read_manifest,
-    sha256_file,
-    summarize,
-    write_json,
-)
+from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, summarize, write_json
 from paxion.cache.quant import dequantize_int8, quantize_int8
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
 from paxion.cache.writer import ShardWriter, write_texts
 from paxion.errors import CacheError
+from paxion.extract import pipeline
 from paxion.extract.pipeline import extract
 
 
@@ -71,26 +65,25 @@ def test_reader_contract(cache_dir):
 @pytest.mark.parametrize("token_dtype", ["fp16", "int8"])
 def test_reader_returns_float16_tokens_and_split_equals_its_shards(tmp_path, token_dtype):
     bench = make_bench(tmp_path / "world", {"train": 5})
-    extract(
-        *bench,
-        tmp_path / "cache",
-        FakeBackbone(),
-        frames=4,
-        workers=0,
-        shard_size=2,
-        batch_size=2,
-        token_dtype=token_dtype,
-    )
-    cache = Cache(tmp_path / "cache")
+    backbone = FakeBackbone()
+    extract(*bench, tmp_path / "cache", backbone, frames=4, workers=0, shard_size=2, batch_size=2,
+            token_dtype=token_dtype)
+    cache = Cache(tmp_path / "cache", verify=True)
     whole = cache.read_split("train")
     assert whole["tokens"].dtype == np.float16 and whole["pooled"].dtype == np.float32
-    assert whole["tokens"].ctypes.data % 4096 == 0  # page-aligned, see page_aligned_empty
     assert whole["caption_idx"].dtype == np.int32 and not any(name.endswith("_scale") for name in whole)
     shards = [cache.read_shard("train", k) for k in range(cache.num_shards("train"))]
     assert [len(s["id"]) for s in shards] == [2, 2, 1]
     for name, value in whole.items():
         assert np.array_equal(value, np.concatenate([s[name] for s in shards]))
     assert list(cache.read_split("train", ["id"])) == ["id"]
+    # the tokens are the backbone's, stored as float16 or as int8 + scale and dequantised: compare independently
+    with h5py.File(tmp_path / "cache" / "train-00001.h5") as f:
+        stored = f["tokens"][()]
+        expected = stored if token_dtype == "fp16" else (
+            stored.astype(np.float32) * f["tokens_scale"][()].astype(np.float32)[..., None]).astype(np.float16)
+    assert stored.dtype == (np.float16 if token_dtype == "fp16" else np.int8)
+    assert np.array_equal(shards[1]["tokens"], expected)
 
 
 def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):
@@ -98,8 +91,8 @@ def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):
         Cache(cache_dir).read_split("train", ["tokens", "nope"])
     manifest = read_manifest(cache_dir)
     manifest["splits"]["train"]["shards"][1]["clips"] = 3
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CacheError, match="different number of clips"):
+    write_json(cache_dir / "manifest.json", manifest)
+    with pytest.raises(CacheError, match="train-00001.h5: field '[a-z_]+' holds \\(2,\\) clips, the manifest says 3"):
         Cache(cache_dir).read_split("train")
 
 
@@ -109,54 +102,66 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
     with pytest.raises(CacheError, match="config"):
         Cache(cache_dir, backbone=FakeBackbone(seed=1))
     manifest = read_manifest(cache_dir)
-    for old_or_new in (SCHEMA_VERSION - 1, 99):  # version 2: no field layout in the manifest, vlen ids
-        (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"schema_version": old_or_new}))
-        with pytest.raises(
-            CacheError, match=f"schema version {old_or_new}, this paxion reads version {SCHEMA_VERSION}"
-        ):
-            Cache(cache_dir)
+    write_json(cache_dir / "manifest.json", manifest | {"schema_version": 3})
+    with pytest.raises(CacheError) as old:
+        Cache(cache_dir)
+    assert str(old.value) == (
+        f"{cache_dir}: cache schema version 3 was made by an older paxion, this one reads version 4; "
+        "re-extract it with `paxion extract ... --overwrite`"
+    )
+    write_json(cache_dir / "manifest.json", manifest | {"schema_version": 99})
+    with pytest.raises(CacheError, match=f"schema version 99, this paxion reads version {SCHEMA_VERSION}$"):
+        Cache(cache_dir)
 
 
-def test_truncated_or_missing_shard_is_refused(cache_dir):
+def test_truncated_or_missing_shard_is_refused_at_open(cache_dir):
     shard = cache_dir / "train-00001.h5"
+    size = shard.stat().st_size
     shard.write_bytes(shard.read_bytes()[:-100])
-    with pytest.raises(CacheError, match="truncated"):
+    with pytest.raises(CacheError, match=f"train-00001.h5: {size - 100} bytes, the manifest says {size} \\(truncated"):
         Cache(cache_dir)
     shard.unlink()
-    with pytest.raises(CacheError, match="missing"):
+    with pytest.raises(CacheError, match="train-00001.h5: missing"):
         Cache(cache_dir)
-    assert any("missing" in p for p in verify_cache(cache_dir))
+    assert any("train-00001.h5: missing" in p for p in verify_cache(cache_dir))
 
 
-def _flip_bytes(path, field):
-    """Flip up to 10 bytes at the start of clip 1 of a field, in place."""
+def _swap_two_tokens(path: Path) -> np.ndarray:
+    """Swap the first two float16 values of clip 0's tokens in place (4 bytes, one 4 KiB block); returns the
+    tokens as they were."""
     with h5py.File(path, "r") as f:
-        row = f[field][0].nbytes
-        start = f[field].id.get_offset() + row
-    data = bytearray(path.read_bytes())
-    data[start : start + min(row, 10)] = bytes(b ^ 0xFF for b in data[start : start + min(row, 10)])
-    path.write_bytes(bytes(data))
+        before, offset = f["tokens"][()], f["tokens"].id.get_offset()
+    first, second = before.reshape(-1)[:2]
+    assert first != second
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(np.array([second, first], np.float16).tobytes())
+    return before
 
 
-@pytest.mark.parametrize(("token_dtype", "field"), [("fp16", "label"), ("int8", "tokens"), ("int8", "tokens_scale")])
-def test_reader_refuses_a_flipped_byte_in_any_field(tmp_path, token_dtype, field):
-    bench = make_bench(tmp_path / "world", {"train": 4})
-    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, token_dtype=token_dtype)
-    _flip_bytes(tmp_path / "cache" / "train-00000.h5", field)
-    cache = Cache(tmp_path / "cache")
-    with pytest.raises(CacheError, match=f"train-00000.h5: field '{field}' does not match its checksum"):
-        cache.read_split("train", [field.removesuffix("_scale")])
+def test_two_values_swapped_inside_one_block_are_caught_by_verify_and_verified_reads(cache_dir):
+    assert verify_cache(cache_dir) == []
+    before = _swap_two_tokens(cache_dir / "train-00000.h5")
+    # a plain open checks sizes and layout only: it reads the swapped values
+    got = Cache(cache_dir).read_shard("train", 0, ["tokens"])["tokens"]
+    assert not np.array_equal(got, before) and np.array_equal(np.sort(got, axis=None), np.sort(before, axis=None))
+    cache = Cache(cache_dir, verify=True)
+    with pytest.raises(CacheError, match="train-00000.h5: xxh3_128 differs from the manifest"):
+        cache.read_split("train", ["pooled"])
     assert len(cache.read_shard("train", 1)["tokens"]) == 2  # the other shard still reads
-
-
-def test_a_manifest_checksum_that_disagrees_is_refused_by_reader_and_verify(cache_dir):
-    manifest = read_manifest(cache_dir)
-    manifest["splits"]["train"]["shards"][1]["checksums"]["pooled"] = "0" * 32
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CacheError, match="train-00001.h5: field 'pooled' does not match its checksum"):
-        Cache(cache_dir).read_shard("train", 1, ["pooled"])
     problems = verify_cache(cache_dir)
-    assert len(problems) == 1 and "train-00001.h5: field 'pooled' does not match its checksum" in problems[0]
+    assert len(problems) == 1 and "train-00000.h5: xxh3_128 differs" in problems[0]
+
+
+def test_a_text_table_that_differs_from_its_hash_is_refused_at_open(cache_dir):
+    path = cache_dir / "texts.h5"
+    with h5py.File(path, "r") as f:
+        offset = f["emb"].id.get_offset()
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match="texts.h5: xxh3_128 differs from the manifest"):
+        Cache(cache_dir)
 
 
 def test_a_shard_that_lost_clips_is_rewritten_at_its_size(tmp_path):
@@ -168,12 +173,23 @@ def test_a_shard_that_lost_clips_is_rewritten_at_its_size(tmp_path):
     writer = ShardWriter(tmp_path / "s.h5", capacity=5)
     writer.append(clips)
     record = writer.finish()
-    assert record["clips"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
-    with h5py.File(tmp_path / "s.h5") as f:
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no temporary file left
+    path = tmp_path / "s.h5"
+    assert record == {"file": "s.h5", "clips": 3, "bytes": path.stat().st_size, "xxh3_128": file_hash(path)}
+    with h5py.File(path) as f:
         assert {name: ds.shape[0] for name, ds in f.items()} == {"id": 3, "tokens": 3, "label": 3}
-        assert f["tokens"].chunks is None and np.array_equal(f["tokens"][()], clips["tokens"].astype(np.float16))
-        assert record["checksums"] == {name: checksum(f[name][()]) for name in f}
-        assert record["fields"]["tokens"] == {"offset": f["tokens"].id.get_offset(), "dtype": "<f2", "shape": [3, 2, 4]}
+        assert f["tokens"].chunks is None and f["tokens"].compression is None
+        assert np.array_equal(f["tokens"][()], clips["tokens"].astype(np.float16))
+
+
+def test_the_writer_refuses_a_shard_that_reads_back_otherwise(tmp_path):
+    writer = ShardWriter(tmp_path / "s.h5", capacity=2)
+    writer.append({"id": np.array(["a", "b"], dtype=object), "label": np.array([1, 2], np.int32)})
+    writer._hashes["label"].update(b"x")  # as if h5py had stored other bytes than it was given
+    with pytest.raises(CacheError, match="s.h5: fields \\['label'\\] read back otherwise than written"):
+        writer.finish()
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
@@ -181,67 +197,66 @@ def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
     for ids in (["a"], ["clip-é-ü-longer", "日本"]):  # the longest id comes in a later batch
         writer.append({"id": np.array(ids, dtype=object), "label": np.zeros(len(ids), np.int32)})
     record = writer.finish()
-    assert record["fields"]["id"]["dtype"] == f"|S{len('clip-é-ü-longer'.encode())}"
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["id"].dtype == np.dtype(f"S{len('clip-é-ü-longer'.encode())}")
     texts = write_texts(tmp_path / "texts.h5", ["a text"], np.zeros((1, 4), np.float32))
-    backbone = {"name": "none", "config_hash": "none", "temporal": False}
+    backbone = {"name": "none", "config_hash": "none", "temporal": False, "embed_dim": 4, "token_dim": 4,
+                "tokens_per_frame": 1}
     splits = {"train": {"clips": 3, "shards": [record]}}
-    write_json(
-        tmp_path / "manifest.json",
-        {"schema_version": SCHEMA_VERSION, "backbone": backbone, "texts": texts, "splits": splits},
-    )
+    write_json(tmp_path / "manifest.json", {"schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": 1,
+                                            "token_dtype": "fp16", "texts": texts, "splits": splits})
     got = Cache(tmp_path).read_split("train")["id"]
     assert got.dtype == object and got.tolist() == ["a", "clip-é-ü-longer", "日本"]
 
 
-def test_checksum_fed_in_pieces_equals_checksum_of_the_whole():
-    data = np.random.default_rng(0).integers(0, 256, 5 * CHECKSUM_BLOCK + 123, dtype=np.uint8)
-    state = Checksum()
-    for start in range(0, len(data), 2 * CHECKSUM_BLOCK):
-        state.update(data[start : start + 2 * CHECKSUM_BLOCK])
-    assert state.hexdigest() == checksum(data)
-    moved = np.concatenate(
-        [data[CHECKSUM_BLOCK : 2 * CHECKSUM_BLOCK], data[:CHECKSUM_BLOCK], data[2 * CHECKSUM_BLOCK :]]
-    )
-    assert checksum(moved) != checksum(data)
-    changed = data.copy()
-    changed[-1] ^= 1  # in the zero-padded last block
-    assert checksum(changed) != checksum(data)
+def test_a_second_process_reuses_the_text_table(tmp_path, monkeypatch):
+    bench = make_bench(tmp_path / "world", {"train": 4})
+    options = {"frames": 4, "workers": 0, "shard_size": 2, "num_shards": 2}
+    first = extract(*bench, tmp_path / "c", FakeBackbone(), shard_index=0, **options)
+    texts = tmp_path / "c" / "texts.h5"
+    written = (texts.stat().st_ino, texts.stat().st_mtime_ns, file_hash(texts))
+
+    def encode_again(*args, **kwargs):
+        raise AssertionError("the second process encoded the texts again")
+
+    monkeypatch.setattr(pipeline, "encode_texts", encode_again)
+    second = extract(*bench, tmp_path / "c", FakeBackbone(), shard_index=1, **options)
+    assert not first.complete and second.complete
+    assert (texts.stat().st_ino, texts.stat().st_mtime_ns, file_hash(texts)) == written
+    assert Cache(tmp_path / "c").manifest["texts"]["xxh3_128"] == written[2]
 
 
-def test_a_wrong_field_offset_in_the_manifest_is_refused(cache_dir):
-    manifest = read_manifest(cache_dir)
-    manifest["splits"]["train"]["shards"][0]["fields"]["pooled"]["offset"] += 4
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CacheError, match="train-00000.h5: field 'pooled' does not match its checksum"):
-        Cache(cache_dir).read_split("train", ["pooled"])
-    problems = verify_cache(cache_dir)
-    assert len(problems) == 1 and "'pooled' lies in the file otherwise than the manifest says" in problems[0]
+def test_verify_names_leftover_temporary_files(cache_dir):
+    leftover = cache_dir / "train-00000.h5.tmp-host-123-abcd1234"
+    leftover.write_bytes(b"half")
+    assert verify_cache(cache_dir) == [f"{leftover}: leftover temporary file of an interrupted write (delete it)"]
 
 
-def test_verify_catches_a_corrupted_shard(cache_dir):
-    assert verify_cache(cache_dir) == []
-    _flip_bytes(cache_dir / "train-00000.h5", "tokens")
-    problems = verify_cache(cache_dir)
-    assert len(problems) == 1 and "train-00000.h5" in problems[0] and "sha256" in problems[0]
-    with pytest.raises(CacheError, match="corrupt"):
-        Cache(cache_dir).read_shard("train", 0)  # never wrong numbers: each field's checksum is checked
-
-
-def test_verify_catches_non_finite_values_and_bad_shapes(cache_dir):
+def test_verify_and_reader_catch_non_finite_values_and_bad_shapes(cache_dir):
     path = cache_dir / "validation-00000.h5"
     with h5py.File(path, "r+") as f:
         f["pooled"][0, 3] = np.nan
-        pooled = f["pooled"][()]
     manifest = read_manifest(cache_dir)
     record = manifest["splits"]["validation"]["shards"][0]
-    record |= {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-    record["checksums"]["pooled"] = checksum(pooled)  # as if extraction itself had written the NaN
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    record |= {"bytes": path.stat().st_size, "xxh3_128": file_hash(path)}  # as if extraction had written the NaN
+    write_json(cache_dir / "manifest.json", manifest)
     problems = verify_cache(cache_dir)
-    assert len(problems) == 1 and "non-finite" in problems[0] and "pooled" in problems[0]
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest | {"frames": 5}))
+    assert problems == [f"{path}: field 'pooled' has 1 non-finite values"]
+    write_json(cache_dir / "manifest.json", manifest | {"frames": 5})
     problems = verify_cache(cache_dir)
-    assert len(problems) == 6 and all("'tokens' has shape" in p or "'frames' has shape" in p for p in problems)
+    assert len(problems) == 6 and all("field 'frames' has shape" in p or "field 'tokens' has shape" in p
+                                      for p in problems)
+    with pytest.raises(CacheError, match="train-00000.h5: field 'frames' has shape \\(2, 4, 8\\), expected \\(2, 5, 8\\)"):
+        Cache(cache_dir).read_shard("train", 0, ["pooled"])
+
+
+def test_the_read_benchmark_runs_on_tiny_input():
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    done = subprocess.run([sys.executable, "bench_cache_read.py", "--tiny"], cwd=benchmarks, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("plain read", "h5py read", "Cache.read_split", "Cache.read_shard"):
+        assert name in done.stdout
 
 
 def test_summary_counts_clips_bytes_and_failures(tmp_path):

@@ -202,7 +202,7 @@ def test_cli_extract_info_verify(monkeypatch, capsys, tmp_path):
     shard = tmp_path / "c" / "train-00000.h5"
     shard.write_bytes(shard.read_bytes()[:-1] + b"x")
     code, out = _cli(monkeypatch, capsys, "cache", "verify", tmp_path / "c")
-    assert code == 1 and "sha256" in out and "1 problem" in out
+    assert code == 1 and "xxh3_128" in out and "1 problem" in out
 
 
 def test_cli_fails_only_when_every_clip_fails(monkeypatch, capsys, tmp_path):

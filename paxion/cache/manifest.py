@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import xxhash
 
+from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 3  # 3: field layout in the manifest, ids as fixed-length UTF-8; 2: contiguous fields with
-# checksums in the manifest; 1: fletcher32 chunks
+SCHEMA_VERSION = 4  # 4: read through h5py, whole-file xxh3_128 per file; 3: field offsets and hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
 CONFIG_FILE = "config.json"
+HASH_BLOCK = 1 << 22  # bytes hashed per read
 
 
 def shard_file(split: str, k: int) -> str:
@@ -30,63 +31,31 @@ def part_file(split: str, k: int) -> str:
     return f"{split}-{k:05d}.json"
 
 
-def sha256_file(path: str | Path) -> str:
-    """The hex sha256 digest of a file's bytes."""
-    digest = hashlib.sha256()
+def file_hash(path: str | Path) -> str:
+    """The XXH3-128 digest of a file's bytes, as 32 hex digits (https://xxhash.com)."""
+    digest = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-CHECKSUM_BLOCK = 4096  # bytes: a disk page, the unit in which storage loses or misplaces data
-_WORDS = CHECKSUM_BLOCK // 8
-
-
-class Checksum:
-    """A Fletcher-style checksum of bytes fed in order by `update` (every piece but the last a whole number of
-    4 KiB blocks); `hexdigest()` gives the 32 hex digits the manifest records per shard field."""
-
-    # The 4 KiB blocks' 64-bit words are summed mod 2**64 (the last block zero-padded); the digest is the sum of
-    # the block sums and their sum weighted by position, so one changed word always shows and a moved block almost
-    # always. Why not a standard hash: the read itself copies 5-9 GB/s from the page cache and these numpy sums
-    # run at ~16 GB/s (~34 GB/s on bytes still in the CPU cache, which is how the reader feeds them), while sha256
-    # runs at 1.6 GB/s, zlib's crc32 at 3.3 and HDF5's fletcher32 filter at ~1.4 (BENCHMARKS.md). The loader
-    # reads shards on a background thread while training holds the cores, so the check stays single-threaded.
-    # The whole-file sha256 stays for `paxion cache verify`.
-
-    def __init__(self) -> None:
-        self._sums: list[np.ndarray] = []  # the block sums so far, weighted only at the end (fewer numpy calls)
-
-    def update(self, data: np.ndarray) -> None:
-        """Add the next bytes (a C-contiguous uint8 array)."""
-        whole = len(data) - len(data) % CHECKSUM_BLOCK
-        self._sums.append(data[:whole].view(np.uint64).reshape(-1, _WORDS).sum(axis=1))
-        if whole < len(data):
-            last = np.zeros(CHECKSUM_BLOCK, np.uint8)
-            last[: len(data) - whole] = data[whole:]
-            self._sums.append(last.view(np.uint64).sum(keepdims=True))
-
-    def hexdigest(self) -> str:
-        """The checksum of the bytes so far."""
-        sums = np.concatenate(self._sums) if self._sums else np.zeros(0, np.uint64)
-        weighted = sums * np.arange(1, len(sums) + 1, dtype=np.uint64)
-        return f"{int(sums.sum()):016x}{int(weighted.sum()):016x}"
-
-
-def checksum(a: np.ndarray) -> str:
-    """The checksum (see Checksum) of a numeric or fixed-length bytes array's stored bytes."""
-    state = Checksum()
-    state.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
-    return state.hexdigest()
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically: to a temporary name, then rename over the target."""
+def file_record(path: str | Path, **extra: Any) -> dict:
+    """The manifest's record of a finished file: {file, bytes, xxh3_128} plus `extra` (e.g. clips, count)."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    return {"file": path.name, "bytes": path.stat().st_size, "xxh3_128": file_hash(path), **extra}
+
+
+def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
+    """Why the file at `path` is not the one `record` describes (missing, another size, and when `hashed` another
+    XXH3-128), or None when it is."""
+    if not path.is_file():
+        return f"{path}: missing cache file"
+    if path.stat().st_size != record["bytes"]:
+        return f"{path}: {path.stat().st_size} bytes, the manifest says {record['bytes']} (truncated or replaced)"
+    if hashed and file_hash(path) != record["xxh3_128"]:
+        return f"{path}: xxh3_128 differs from the manifest (the file changed or is corrupt)"
+    return None
 
 
 def read_json(path: str | Path) -> Any:
@@ -106,6 +75,11 @@ def read_manifest(root: str | Path) -> dict:
         raise CacheError(f"{root}: not a cache directory")
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        raise CacheError(
+            f"{root}: cache schema version {version} was made by an older paxion, this one reads version "
+            f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`"
+        )
     if version != SCHEMA_VERSION:
         raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
     return manifest
@@ -122,6 +96,50 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
             f"{root}: cache was made by {name!r} with config {made_by['config_hash']}, "
             f"this backbone has config {backbone.config_hash()}"
         )
+
+
+INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx")
+REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
+
+
+def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
+    """Per field the manifest implies: (dtype kind+size such as "f2", or None for any, per-clip shape)."""
+    bb, t = manifest["backbone"], manifest["frames"]
+    tokens = "i1" if manifest["token_dtype"] == "int8" else "f2"
+    video = {
+        "tokens": (tokens, (t, bb["tokens_per_frame"], bb["token_dim"])),
+        "frames": ("f4", (t, bb["embed_dim"])),
+        "pooled": ("f4", (bb["embed_dim"],)),
+    }
+    if manifest["token_dtype"] == "int8":
+        video["tokens_scale"] = ("f2", video["tokens"][1][:-1])
+    specs = {**video, "id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
+    specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
+    if bb["temporal"]:
+        specs |= {f"{name}_rev": spec for name, spec in video.items()}
+    return specs
+
+
+def _kind(dtype: np.dtype) -> str:
+    return dtype.kind if dtype.kind == "S" else f"{dtype.kind}{dtype.itemsize}"
+
+
+def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) -> list[str]:
+    """What is wrong with datasets `names` of an open shard holding `clips` clips: missing, another clip count,
+    or another dtype or per-clip shape than `field_specs` (fields it does not name: the clip count only)."""
+    specs, problems = field_specs(manifest), []
+    for name in names:
+        if name not in f:
+            problems.append(f"no field {name!r}")
+            continue
+        ds = f[name]
+        if ds.shape[:1] != (clips,):
+            problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
+        elif name in specs and ds.shape[1:] != specs[name][1]:
+            problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *specs[name][1])}")
+        elif name in specs and specs[name][0] not in (None, _kind(ds.dtype)):
+            problems.append(f"field {name!r} is stored as {ds.dtype}, expected {specs[name][0]}")
+    return problems
 
 
 def summarize(manifest: dict) -> dict:

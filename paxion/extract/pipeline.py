@@ -22,13 +22,13 @@ from paxion.cache.manifest import (
     PARTS_DIR,
     SCHEMA_VERSION,
     TEXTS_FILE,
+    file_hash,
     part_file,
     read_json,
-    sha256_file,
     shard_file,
-    write_json,
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
+from paxion.atomic import write_json
 from paxion.device import resolve_device
 from paxion.errors import AnnotationError, CacheError, PaxionError, VideoDecodeError
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
@@ -116,7 +116,7 @@ def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[
 def _bench_digest(bench_dir: Path, splits: list[str]) -> str:
     digest = hashlib.sha256()
     for name in ["meta.json", *(f"{s}.jsonl" for s in splits)]:
-        digest.update(name.encode() + b"\0" + sha256_file(bench_dir / name).encode())
+        digest.update(name.encode() + b"\0" + file_hash(bench_dir / name).encode())
     return digest.hexdigest()
 
 
@@ -222,11 +222,12 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
 
 
 def _text_table(out: Path, backbone: torch.nn.Module, texts: list[str]) -> tuple[dict, np.ndarray]:
-    """Reuse texts.h5 when its record shows it complete and intact, else encode and write it."""
+    """Reuse texts.h5 when its record shows it complete and intact (another process or an earlier run wrote it),
+    else encode and write it."""
     record_path = out / PARTS_DIR / "texts.json"
     if record_path.is_file() and (out / TEXTS_FILE).is_file():
         record = read_json(record_path)
-        if record["count"] == len(texts) and sha256_file(out / TEXTS_FILE) == record["sha256"]:
+        if record.get("count") == len(texts) and file_hash(out / TEXTS_FILE) == record.get("xxh3_128"):
             with h5py.File(out / TEXTS_FILE, "r") as f:
                 return record, f["emb"][()]
     emb = encode_texts(backbone, texts)
