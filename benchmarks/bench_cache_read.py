@@ -24,14 +24,16 @@ from paxion.cache.reader import Cache
 from paxion.extract.pipeline import extract
 
 
-def best_of(repeats: int, fn) -> float:
-    """The fastest of `repeats` timed calls of fn(), in seconds."""
-    times = []
+def best_times(repeats: int, fns: dict) -> dict[str, float]:
+    """The fastest of `repeats` timed calls of each function, in seconds; the functions take turns in every
+    round, so a change of load on a shared machine hits them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
 
 
 def read_files(files: list[Path], buffer: np.ndarray) -> None:
@@ -64,7 +66,7 @@ def measure(cache_dir: Path, repeats: int) -> None:
         ],
     }
     read_files(files, np.empty(size, np.uint8))  # every timing reads from the page cache
-    seconds = {name: best_of(repeats, fn) for name, fn in timed.items()}
+    seconds = best_times(repeats, timed)
     reference = seconds["plain read into a new buffer"]
     tokens = "float16 tokens" if cache.manifest["token_dtype"] == "fp16" else "int8 tokens -> float16"
     print(f"{tokens}: {len(files)} shards, {size / 1e6:.1f} MB, best of {repeats}")

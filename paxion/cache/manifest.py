@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 import xxhash
 
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
@@ -103,25 +102,14 @@ REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "the
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
-    """Per field the manifest implies: (dtype kind+size such as "f2", or None for any, per-clip shape)."""
-    bb, t = manifest["backbone"], manifest["frames"]
-    tokens = "i1" if manifest["token_dtype"] == "int8" else "f2"
-    video = {
-        "tokens": (tokens, (t, bb["tokens_per_frame"], bb["token_dim"])),
-        "frames": ("f4", (t, bb["embed_dim"])),
-        "pooled": ("f4", (bb["embed_dim"],)),
-    }
-    if manifest["token_dtype"] == "int8":
-        video["tokens_scale"] = ("f2", video["tokens"][1][:-1])
-    specs = {**video, "id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
+    """Per field the manifest implies: (dtype kind and size such as "f2", or None for any, per-clip shape)."""
+    bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
+    tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
+    video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
+             "pooled": ("f4", (bb["embed_dim"],))} | ({"tokens_scale": ("f2", tokens[:-1])} if int8 else {})
+    specs = video | {"id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
-    if bb["temporal"]:
-        specs |= {f"{name}_rev": spec for name, spec in video.items()}
-    return specs
-
-
-def _kind(dtype: np.dtype) -> str:
-    return dtype.kind if dtype.kind == "S" else f"{dtype.kind}{dtype.itemsize}"
+    return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
 
 
 def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) -> list[str]:
@@ -129,16 +117,16 @@ def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) 
     or another dtype or per-clip shape than `field_specs` (fields it does not name: the clip count only)."""
     specs, problems = field_specs(manifest), []
     for name in names:
-        if name not in f:
+        kind, shape = specs.get(name, (None, None))
+        ds = f.get(name)
+        if ds is None:
             problems.append(f"no field {name!r}")
-            continue
-        ds = f[name]
-        if ds.shape[:1] != (clips,):
+        elif ds.shape[:1] != (clips,):
             problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
-        elif name in specs and ds.shape[1:] != specs[name][1]:
-            problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *specs[name][1])}")
-        elif name in specs and specs[name][0] not in (None, _kind(ds.dtype)):
-            problems.append(f"field {name!r} is stored as {ds.dtype}, expected {specs[name][0]}")
+        elif shape is not None and ds.shape[1:] != shape:
+            problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
+        elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
+            problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
     return problems
 
 

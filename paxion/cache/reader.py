@@ -7,28 +7,29 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from h5py import h5d, h5s
 
 from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest
 from paxion.cache.quant import dequantize_int8
 from paxion.errors import CacheError
 
 
-def _loaded_dtype(stored: np.dtype) -> np.dtype:
-    """The dtype a field reads as: strings as objects, int8 tokens dequantised to float16, others as stored."""
-    if stored.kind == "S":
-        return np.dtype(object)
-    return np.dtype(np.float16) if stored == np.int8 else stored
+def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
+    """All of dataset `ds`, read into `out` (C-contiguous; a new array if None); HDF5 raises if their element
+    counts differ. h5py's low-level API: its high-level lookups and selections cost more than a small field."""
+    out = np.empty(ds.shape, ds.dtype) if out is None else out
+    ds.read(h5s.create_simple(out.shape), h5s.ALL, out)
+    return out
 
 
-def _read_field(f: h5py.File, name: str, out: np.ndarray) -> None:
-    """Fill `out` (rows of a result array, shaped like the field) with field `name` of the open shard `f`."""
-    ds = f[name]
+def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> None:
+    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`."""
     if out.dtype == object:
-        out[:] = ds.asstr()[()]
+        out[:] = [s.decode() for s in _read_all(ds).tolist()]
     elif ds.dtype == np.int8:
-        dequantize_int8(ds[()], f[f"{name}_scale"][()], out=out)
+        dequantize_int8(_read_all(ds), _read_all(h5d.open(f.id, f"{name}_scale".encode())), out=out)
     else:
-        ds.read_direct(out)
+        _read_all(ds, out)
 
 
 def _open(path: Path) -> h5py.File:
@@ -59,7 +60,7 @@ class Cache:
         if backbone is not None:
             check_backbone(self.manifest, backbone, root=self.root)
         texts = self.manifest["texts"]
-        for record in self._shard_records():
+        for record in [s for split in self.manifest["splits"].values() for s in split["shards"]]:
             self._check(record, hashed=False)
         self._check(texts, hashed=True)  # small, and every consumer reads all of it
         self._opened: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
@@ -68,9 +69,6 @@ class Cache:
             self.text_emb: np.ndarray = f["emb"][()]
         if len(self.texts) != texts["count"]:
             raise CacheError(f"{self.root / texts['file']}: {len(self.texts)} texts, the manifest says {texts['count']}")
-
-    def _shard_records(self) -> list[dict]:
-        return [s for split in self.manifest["splits"].values() for s in split["shards"]]
 
     def _check(self, record: dict, *, hashed: bool) -> None:
         problem = check_file(self.root / record["file"], record, hashed=hashed)
@@ -133,15 +131,16 @@ class Cache:
         for record in records:
             path, clips = self.root / record["file"], record["clips"]
             with self._open_shard(record) as f:
-                names = [n for n in f if not n.endswith("_scale")] if fields is None else list(fields)
-                missing = [n for n in names if n not in f]
-                if missing:
-                    raise CacheError(f"{path}: no field {missing[0]!r}")
-                for name in names:
-                    if name not in out:
-                        out[name] = np.empty((rows, *f[name].shape[1:]), _loaded_dtype(f[name].dtype))
+                for name in [n for n in f if not n.endswith("_scale")] if fields is None else fields:
                     try:
-                        _read_field(f, name, out[name][start : start + clips])
+                        ds = h5d.open(f.id, name.encode())
+                    except KeyError:
+                        raise CacheError(f"{path}: no field {name!r}") from None
+                    if name not in out:
+                        loaded = object if ds.dtype.kind == "S" else np.float16 if ds.dtype == np.int8 else ds.dtype
+                        out[name] = np.empty((rows, *ds.shape[1:]), loaded)
+                    try:
+                        _read_field(f, ds, name, out[name][start : start + clips])
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{path}: corrupt shard ({exc})") from None
             start += clips

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from paxion.atomic import write_json
 from paxion.cache.manifest import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -28,7 +29,6 @@ from paxion.cache.manifest import (
     shard_file,
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
-from paxion.atomic import write_json
 from paxion.device import resolve_device
 from paxion.errors import AnnotationError, CacheError, PaxionError, VideoDecodeError
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
