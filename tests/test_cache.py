@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from fakes import FakeBackbone, make_bench
 
+from paxion.atomic import TMP_MARK, temporary_name
 from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, summarize, write_json
 from paxion.cache.quant import dequantize_int8, quantize_int8
 from paxion.cache.reader import Cache
@@ -281,3 +283,33 @@ def test_summary_counts_clips_bytes_and_failures(tmp_path):
     size = (tmp_path / "c" / "train-00000.h5").stat().st_size
     assert info["splits"]["train"]["bytes_per_clip"] == size / 2
     assert info["token_dtype"] == "fp16" and info["backbone"]["name"] == "fake-framewise"
+
+
+def test_a_new_writer_removes_temporaries_of_dead_processes_only(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    prefix = temporary_name(tmp_path / "s.h5").name.rsplit("-", 2)[0]
+    stale, live = tmp_path / f"{prefix}-{dead}-0000aaaa", tmp_path / f"{prefix}-{os.getpid()}-0000bbbb"
+    elsewhere = tmp_path / f"s.h5{TMP_MARK}otherhost-{dead}-0000cccc"
+    for path in (stale, live, elsewhere):
+        path.write_bytes(b"half")
+    ShardWriter(tmp_path / "s.h5", capacity=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name])
+
+
+def test_a_full_disk_gives_one_line_and_leaves_no_temporary(tmp_path):
+    script = f"""
+import resource, numpy as np
+from paxion.cache.writer import ShardWriter
+from paxion.errors import PaxionError
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))  # writes past 100 kB fail (EFBIG)
+writer = ShardWriter({str(tmp_path / "s.h5")!r}, capacity=4)
+try:
+    writer.append({{"id": np.array(["a", "b", "c", "d"], dtype=object), "tokens": np.ones((4, 200, 200), np.float32)}})
+except PaxionError as exc:
+    writer.abort()
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout == f"{tmp_path / 's.h5'}: cannot write (File too large)\n"
+    assert list(tmp_path.iterdir()) == []

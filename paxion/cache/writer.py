@@ -12,7 +12,7 @@ import xxhash
 from paxion.atomic import atomic_path, temporary_name
 from paxion.cache.manifest import file_record
 from paxion.cache.quant import quantize_int8
-from paxion.errors import CacheError
+from paxion.errors import CacheError, PaxionError
 
 TOKEN_FIELDS = ("tokens", "tokens_rev")
 TOKEN_DTYPES = ("fp16", "int8")
@@ -37,6 +37,26 @@ def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
     f.create_dataset(name, data=data, track_times=False)
 
 
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of `path` (`paxion.atomic.temporary_name`) left by processes of this host that are
+    gone (killed mid-write); those of live processes and of other hosts stay."""
+    this_host = temporary_name(path).name.rsplit("-", 2)[0]  # "{name}.tmp-{host}"
+    for tmp in path.parent.glob(f"{this_host}-*"):
+        pid = tmp.name[len(this_host) + 1 :].split("-")[0]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (OSError, ValueError):  # alive (another user's), or not a name temporary_name makes
+            pass
+
+
+def _cannot_write(path: Path, exc: BaseException) -> PaxionError:
+    """One line for a failed write (disk full, file too large): h5py's messages run over several lines."""
+    cause = os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc).splitlines()[0]
+    return PaxionError(f"{path}: cannot write ({cause})")
+
+
 def _digest(a: np.ndarray) -> str:
     return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).data)
 
@@ -54,6 +74,7 @@ class ShardWriter:
         if token_dtype not in TOKEN_DTYPES:
             raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")
         self.path = Path(path)
+        remove_stale_temporaries(self.path)
         self.tmp = temporary_name(self.path)
         self.capacity = capacity
         self.token_dtype = token_dtype
@@ -83,15 +104,18 @@ class ShardWriter:
             return
         if self.count + n > self.capacity:
             raise ValueError(f"shard {self.path.name} is planned for {self.capacity} clips, got {self.count + n}")
-        if self._file is None:
-            self._create(arrays)
-        for name, a in arrays.items():
-            if name in self._strings:
-                self._strings[name] += a.tolist()
-            else:
-                a = np.ascontiguousarray(a, dtype=self._file[name].dtype)
-                self._file[name][self.count : self.count + n] = a
-                self._hashes[name].update(a.data)
+        try:
+            if self._file is None:
+                self._create(arrays)
+            for name, a in arrays.items():
+                if name in self._strings:
+                    self._strings[name] += a.tolist()
+                else:
+                    a = np.ascontiguousarray(a, dtype=self._file[name].dtype)
+                    self._file[name][self.count : self.count + n] = a
+                    self._hashes[name].update(a.data)
+        except (OSError, RuntimeError) as exc:
+            raise _cannot_write(self.path, exc) from None
         self.count += n
 
     def finish(self) -> dict | None:
@@ -101,34 +125,45 @@ class ShardWriter:
         Raises CacheError when a field reads back otherwise than written."""
         if self._file is None:
             return None
-        expected = {name: h.hexdigest() for name, h in self._hashes.items()}
         with atomic_path(self.path) as final:
-            if self.count < self.capacity:  # contiguous datasets cannot shrink: copy each field at its final size
-                with h5py.File(final, "w") as shrunk:
-                    for name, ds in self._file.items():
-                        _add_field(shrunk, name, ds[: self.count])
-                self._file.close()
-                os.unlink(self.tmp)
-            else:
-                self._file.close()
-                os.replace(self.tmp, final)
-            self._file = None
-            with h5py.File(final, "r+") as f:
-                for name, strings in self._strings.items():
-                    encoded = _fixed_utf8(strings)
-                    _add_field(f, name, encoded)
-                    expected[name] = _digest(encoded)
-            with h5py.File(final, "r") as f:
-                wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]
-            if wrong:
-                raise CacheError(f"{self.path}: fields {wrong} read back otherwise than written (disk or HDF5 fault)")
-            record = file_record(final, clips=self.count)
+            try:
+                record = self._complete(final)
+            except (OSError, RuntimeError) as exc:
+                raise _cannot_write(self.path, exc) from None
         return record | {"file": self.path.name}
+
+    def _complete(self, final: Path) -> dict:
+        """Put the shard at `final` at its clip count with its string fields, and check that every field reads
+        back as it was handed in; returns the file's record."""
+        expected = {name: h.hexdigest() for name, h in self._hashes.items()}
+        if self.count < self.capacity:  # contiguous datasets cannot shrink: copy each field at its final size
+            with h5py.File(final, "w") as shrunk:
+                for name, ds in self._file.items():
+                    _add_field(shrunk, name, ds[: self.count])
+            self._file.close()
+            os.unlink(self.tmp)
+        else:
+            self._file.close()
+            os.replace(self.tmp, final)
+        self._file = None
+        with h5py.File(final, "r+") as f:
+            for name, strings in self._strings.items():
+                encoded = _fixed_utf8(strings)
+                _add_field(f, name, encoded)
+                expected[name] = _digest(encoded)
+        with h5py.File(final, "r") as f:
+            wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]
+        if wrong:
+            raise CacheError(f"{self.path}: fields {wrong} read back otherwise than written (disk or HDF5 fault)")
+        return file_record(final, clips=self.count)
 
     def abort(self) -> None:
         """Close and delete the unfinished shard."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):
+                pass  # the write already failed (disk full): that error is the one reported
             self._file = None
         self.tmp.unlink(missing_ok=True)
 
@@ -137,6 +172,7 @@ def write_texts(path: str | Path, texts: list[str], emb: np.ndarray) -> dict:
     """Write the text table (`text` strings, `emb` [n, d] float32) atomically; returns {file, bytes, xxh3_128,
     count}."""
     path = Path(path)
+    remove_stale_temporaries(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("text", data=np.array(texts, dtype=object), dtype=STRING, track_times=False)
