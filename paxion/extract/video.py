@@ -141,12 +141,13 @@ def _seconds(t: Fraction) -> str:
 
 
 def _check_complete(path: Path, decoded: Fraction | None, declared: Fraction | None) -> None:
+    """Raise VideoDecodeError unless the file's packets reach `declared` (its declared duration) within the tolerance."""
+    if declared is not None and declared - (decoded or 0) > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
+        raise VideoDecodeError(
+            path, f"truncated: decodes to {_seconds(decoded or Fraction(0))} s but declares {_seconds(declared)} s"
+        )
     if decoded is None:
         raise VideoDecodeError(path, "no decodable frames")
-    if declared is not None and declared - decoded > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
-        raise VideoDecodeError(
-            path, f"truncated: decodes to {_seconds(decoded)} s but declares {_seconds(declared)} s"
-        )
 
 
 class _Sampler:
@@ -158,20 +159,26 @@ class _Sampler:
         if self.stream.codec_context.width * self.stream.codec_context.height >= LARGE_FRAME:
             self.stream.thread_type = "AUTO"
         self.declared = _declared_duration(container, self.stream)
+        self.end: Fraction | None = None  # where the last frame ends, once a pass has reached the end of the file
+        self.moved = False  # a pass has read packets: the next one seeks (some cut files cannot seek at all)
 
     def duration(self) -> Fraction:
         """Seconds from the first frame's start to the last's end, read from the packets (nothing decoded)."""
         timeline = _Timeline(self.stream)
+        self.moved = True
         for packet in self.container.demux(self.stream):
             timeline.add(packet)
         _check_complete(self.path, timeline.end, self.declared)
+        self.end = timeline.end
         return timeline.end
 
-    def sample(self, start: Fraction, end: Fraction, num_frames: int) -> tuple[list[np.ndarray], Fraction | None]:
-        """The frames on screen at the segment centres of [start, end] seconds, and the file's end when [start, end]
-        reaches past it (then the frames are empty: the caller decides what a range past the end means)."""
+    def sample(self, start: Fraction, end: Fraction, num_frames: int) -> list[np.ndarray] | None:
+        """The frames on screen at the segment centres of [start, end] seconds; None when the file ends before `end`
+        (then `self.end` is where it ends, and the caller decides what the range means)."""
         timeline = _Timeline(self.stream)
-        self.container.seek(int(timeline.origin + start / self.stream.time_base), stream=self.stream, backward=True)
+        if start > 0 or self.moved:
+            self.container.seek(int(timeline.origin + start / self.stream.time_base), stream=self.stream, backward=True)
+        self.moved = True
         centres = segment_centres(start, end, num_frames)
         picked: list[np.ndarray] = []
         last = shown = None  # the last decoded frame; the last picked one, converted once for adjacent centres
@@ -193,12 +200,13 @@ class _Sampler:
         for packet in self.container.demux(self.stream):
             timeline.add(packet)
             if packet.pts is not None and timeline.time(packet.pts) >= end:
-                return picked, None
-        if timeline.end is not None and timeline.end < end:
-            return [], timeline.end
-        if last is not None and len(picked) < num_frames:
+                return picked
+        self.end = timeline.end
+        if self.end is None or self.end < end or last is None:
+            return None
+        if len(picked) < num_frames:
             picked += [shown[1] if shown and shown[0] is last else _rgb(last, self.size)] * (num_frames - len(picked))
-        return picked, None
+        return picked
 
 
 def read_frames(
@@ -241,15 +249,16 @@ def read_frames(
             stop = sampler.duration() if end is None else Fraction(end)
             if stop <= begin:
                 raise VideoDecodeError(path, f"empty time range [{start}, {end}] s")
-            frames, video_end = sampler.sample(begin, stop, num_frames)
-            if video_end is not None:  # the range reaches past the end of the file
-                _check_complete(path, video_end, sampler.declared)
+            frames = sampler.sample(begin, stop, num_frames)
+            if frames is None:  # the file ends before the range does
+                _check_complete(path, sampler.end, sampler.declared)
+                video_end = sampler.end
                 span = f"time range {_seconds(begin)}-{_seconds(stop)} s"
                 if begin >= video_end:
                     raise VideoDecodeError(path, f"{span} is past the end of the video ({_seconds(video_end)} s)")
                 if video_end - begin < (stop - begin) / 2:
                     raise VideoDecodeError(path, f"{span} is mostly past the end of the video ({_seconds(video_end)} s)")
-                frames, _ = sampler.sample(begin, video_end, num_frames)
+                frames = sampler.sample(begin, video_end, num_frames)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
     if not frames:
