@@ -39,8 +39,8 @@ def videos(tmp_path_factory):
 
 
 def _which(frames):
-    """The file index of each clip's first frame, read back from its grey (colour conversion moves it by a level or two)."""
-    return [int(round((f.mean() - 40) / 20)) for f in frames[:, 0]]
+    """Each clip's file index, read from its first frame's grey (colour conversion moves it a level or two)."""
+    return [round((f.mean() - 40) / 20) for f in frames[:, 0]]
 
 
 def _clips(names):

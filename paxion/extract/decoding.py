@@ -24,10 +24,14 @@ Decode = Callable[..., np.ndarray]  # read_frames(path, *, num_frames, size, sta
 AHEAD = 2  # batches decoded ahead of the one the caller is using
 
 
-def _decode_one(decode: Decode, videos: Path, clip: dict, num_frames: int, size: int) -> tuple[np.ndarray | None, str | None]:
+def _decode_one(
+    decode: Decode, videos: Path, clip: dict, num_frames: int, size: int
+) -> tuple[np.ndarray | None, str | None]:
     """(frames, None) for a good clip, (None, reason) for a bad video."""
     try:
-        frames = decode(videos / clip["video"], num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end"))
+        frames = decode(
+            videos / clip["video"], num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end")
+        )
     except VideoDecodeError as exc:
         return None, exc.reason
     return frames, None
@@ -57,7 +61,7 @@ def _serve(conn: Connection, videos: Path, num_frames: int, size: int, decode: D
         pos, clip = task
         try:
             conn.send((pos, *_decode_one(decode, videos, clip, num_frames, size), None))
-        except Exception:  # a bug, not a bad video: the parent raises it
+        except Exception:  # noqa: BLE001 - a bug, not a bad video: the parent raises it
             conn.send((pos, None, None, traceback.format_exc()))
 
 
@@ -164,7 +168,7 @@ class _Pool:
                     if not self._put(_collate([(p, *results.pop(p)) for p in batch])):
                         return
                     emitted += 1
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._put(exc)
 
     def close(self) -> None:

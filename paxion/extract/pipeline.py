@@ -270,7 +270,7 @@ def extract(
     Defaults: every split of meta.json, 8 frames, batches of 32, 2 decoding workers, fp16 tokens, 512 clips per
     shard, the saliency thresholds of the paper; num_shards / shard_index default to torchrun's WORLD_SIZE / RANK,
     else one process. Finished shards of an earlier run with the same configuration are kept, so rerunning after
-    a crash redoes only the rest.
+    a crash redoes only the rest. A decoding worker that dies on a clip fails that clip (see `decode_batches`).
     """
     if token_dtype not in TOKEN_DTYPES:
         raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")

@@ -1,4 +1,4 @@
-"""Decode and sample video frames with PyAV as a player shows them; every failure becomes a VideoDecodeError naming the file.
+"""Decode and sample video frames with PyAV as a player shows them; every failure is a VideoDecodeError naming the file.
 
 Times are exact fractions of the stream's time base, counted from the video stream's start time (its first
 presentation time), so ties between a segment centre and a frame boundary are decided exactly.
@@ -27,7 +27,9 @@ def segment_centres(start: Fraction, end: Fraction, num_frames: int) -> list[Fra
     return [start + (2 * k + 1) * (end - start) / (2 * num_frames) for k in range(num_frames)]
 
 
-def _on_screen(frames: Iterable[tuple[Fraction, object]], centres: list[Fraction], middle: Fraction) -> Iterator[object]:
+def _on_screen(
+    frames: Iterable[tuple[Fraction, object]], centres: list[Fraction], middle: Fraction
+) -> Iterator[object]:
     """For each centre in order, the item of `frames` (start time, item; ascending times) on screen at that time.
 
     A frame is on screen from its start to the next frame's start. A centre exactly at a frame's start takes that
@@ -141,8 +143,9 @@ def _seconds(t: Fraction) -> str:
 
 
 def _check_complete(path: Path, decoded: Fraction | None, declared: Fraction | None) -> None:
-    """Raise VideoDecodeError unless the file's packets reach `declared` (its declared duration) within the tolerance."""
-    if declared is not None and declared - (decoded or 0) > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
+    """Raise VideoDecodeError unless the file's packets reach its declared duration within the tolerance."""
+    tolerance = max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared) if declared is not None else 0
+    if declared is not None and declared - (decoded or 0) > tolerance:
         raise VideoDecodeError(
             path, f"truncated: decodes to {_seconds(decoded or Fraction(0))} s but declares {_seconds(declared)} s"
         )
@@ -257,7 +260,9 @@ def read_frames(
                 if begin >= video_end:
                     raise VideoDecodeError(path, f"{span} is past the end of the video ({_seconds(video_end)} s)")
                 if video_end - begin < (stop - begin) / 2:
-                    raise VideoDecodeError(path, f"{span} is mostly past the end of the video ({_seconds(video_end)} s)")
+                    raise VideoDecodeError(
+                        path, f"{span} is mostly past the end of the video ({_seconds(video_end)} s)"
+                    )
                 frames = sampler.sample(begin, video_end, num_frames)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
