@@ -51,6 +51,7 @@ def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
 
 def _serve(conn: Connection, videos: Path, num_frames: int, size: int, decode: Decode) -> None:
     """Worker loop: receive (position, clip), send back (position, frames, reason, error text of a bug)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent closes us
     while True:
         try:
             task = conn.recv()
@@ -144,8 +145,23 @@ class _Pool:
             return
         worker.process.join()
         results[worker.task] = None, death_reason(worker.process.exitcode)
+        self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> _Worker:
         worker.conn.close()
-        self.workers[self.workers.index(worker)] = _Worker(self.context, self.args)
+        fresh = _Worker(self.context, self.args)
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
+
+    def _send(self, worker: _Worker, pos: int) -> None:
+        """Give clip `pos` to an idle worker, or to a fresh one if this one died while idle."""
+        try:
+            worker.conn.send((pos, self.clips[pos]))
+        except OSError:
+            worker.process.join()
+            worker = self._replace(worker)
+            worker.conn.send((pos, self.clips[pos]))
+        worker.task = pos
 
     def _run(self) -> None:
         try:
@@ -153,10 +169,9 @@ class _Pool:
             batch_of = {p: b for b, batch in enumerate(self.batches) for p in batch}
             sent, results, emitted = 0, {}, 0
             while emitted < len(self.batches) and not self.stopping.is_set():
-                for worker in self.workers:
+                for worker in list(self.workers):
                     if worker.task is None and sent < len(order) and batch_of[order[sent]] < emitted + AHEAD:
-                        worker.task = order[sent]
-                        worker.conn.send((worker.task, self.clips[worker.task]))
+                        self._send(worker, order[sent])
                         sent += 1
                 busy = [w for w in self.workers if w.task is not None]
                 ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.1)
