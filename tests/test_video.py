@@ -183,6 +183,21 @@ def test_a_cut_file_still_gives_ranges_it_holds(tmp_path):
         read_frames(cut, start=6.0, end=7.0)
 
 
+@pytest.mark.parametrize("name, codec", [("clip.mkv", "libx264"), ("clip.webm", "libvpx")])
+def test_frames_that_stop_before_the_packets_do_are_a_truncated_file(tmp_path, name, codec):
+    # container intact, the second half of the packets zeroed: the decoders skip them without an error
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    path = _write(tmp_path / name, noise, codec=codec, pix_fmt="yuv420p" if codec == "libvpx" else "yuv444p")
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    for pos, size in packets[16:]:
+        data[pos:pos + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    with pytest.raises(VideoDecodeError, match="truncated: decodes to 2.0 s but declares 4.0 s"):
+        read_frames(path)
+
+
 @pytest.mark.parametrize("name, codec", [("clip.webm", "libvpx"), ("clip.mkv", "libx264"), ("clip.mp4", "libx264")])
 def test_complete_files_pass_the_truncation_check(tmp_path, name, codec):
     # Matroska/WebM headers carry no frame count and no stream duration; the sampled frames are the mp4's

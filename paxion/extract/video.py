@@ -207,6 +207,9 @@ class _Sampler:
         self.end = timeline.end
         if self.end is None or self.end < end or last is None:
             return None
+        # packets up to the end but frames stopping short of it (a corrupt tail the decoder skipped) is a cut file too
+        last_gap = self.end - timeline.time(timeline.last[-1])
+        _check_complete(self.path, timeline.time(last.pts) + last_gap, self.end)
         if len(picked) < num_frames:
             picked += [shown[1] if shown and shown[0] is last else _rgb(last, self.size)] * (num_frames - len(picked))
         return picked
