@@ -241,7 +241,8 @@ def read_frames(
     Raises VideoDecodeError for a missing, empty, non-video or undecodable file, one without a video stream or
     without decodable frames, a range past the end, and a truncated file: one whose packets end more than
     max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION x declared) before the duration its stream (else its
-    container) declares. Source: presentation timestamps and the display matrix as FFmpeg/PyAV report them.
+    container) declares, or whose decoded frames stop that far before its packets do. Source: presentation
+    timestamps and the display matrix as FFmpeg/PyAV report them.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
