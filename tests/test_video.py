@@ -204,6 +204,10 @@ def test_complete_files_pass_the_truncation_check(tmp_path, name, codec):
     path = _write(tmp_path / name, _numbered(16), codec=codec, pix_fmt="yuv420p" if codec == "libvpx" else "yuv444p")
     assert _indices(read_frames(path, num_frames=4)) == [2, 6, 9, 13]
     assert _indices(read_frames(path, num_frames=4, start=1.5, end=2.0)) == [12, 13, 14, 15]
+    # one frame from a 6 s file: decoding stops at 3 s, which says nothing about the rest
+    long = _write(tmp_path / f"long.{name}", np.concatenate([_numbered(16)] * 3), codec=codec,
+                  pix_fmt="yuv420p" if codec == "libvpx" else "yuv444p")
+    assert _indices(read_frames(long, num_frames=1)) == [8]  # frame 24 of 48, grey of frame 24 - 16
 
 
 def test_time_range(clip16):

@@ -185,15 +185,17 @@ class _Sampler:
         centres = segment_centres(start, end, num_frames)
         picked: list[np.ndarray] = []
         last = shown = None  # the last decoded frame; the last picked one, converted once for adjacent centres
+        decoded_all = False
 
         def frames() -> Iterator[tuple[Fraction, av.VideoFrame]]:
-            nonlocal last
+            nonlocal last, decoded_all
             for packet in self.container.demux(self.stream):
                 timeline.add(packet)
                 for frame in packet.decode():
                     if frame.pts is not None:
                         last = frame
                         yield timeline.time(frame.pts), frame
+            decoded_all = True
 
         for frame in _on_screen(frames(), centres, (start + end) / 2):
             if shown is None or shown[0] is not frame:
@@ -207,9 +209,9 @@ class _Sampler:
         self.end = timeline.end
         if self.end is None or self.end < end or last is None:
             return None
-        # packets up to the end but frames stopping short of it (a corrupt tail the decoder skipped) is a cut file too
-        last_gap = self.end - timeline.time(timeline.last[-1])
-        _check_complete(self.path, timeline.time(last.pts) + last_gap, self.end)
+        if decoded_all:  # frames stopping short of the packets (a corrupt tail the decoder skipped) is a cut file too
+            last_gap = self.end - timeline.time(timeline.last[-1])
+            _check_complete(self.path, timeline.time(last.pts) + last_gap, self.end)
         if len(picked) < num_frames:
             picked += [shown[1] if shown and shown[0] is last else _rgb(last, self.size)] * (num_frames - len(picked))
         return picked
