@@ -247,11 +247,12 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
 @click.option("--backbone", default="toy", show_default=True,
               help="Backbone spec: toy, hf-clip:NAME_OR_PATH or hf-xclip:NAME_OR_PATH.")
 @click.option("--frames", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Frames sampled uniformly per clip.")
+              help="Frames per clip: the one on screen at the centre of each of this many equal time segments.")
 @click.option("--splits", default=None, help="Comma-separated splits  [default: every split in meta.json].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Background decoding processes (0 = decode in the main process).")
+              help="Background decoding processes; one that crashes on a clip fails only that clip "
+                   "(0 = decode in the main process, where a decoder crash ends the run).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = cuda when available, else cpu; cuda runs the backbone under fp16 autocast.")
 @click.option("--dtype", "token_dtype", type=click.Choice(["fp16", "int8"]), default="fp16", show_default=True,

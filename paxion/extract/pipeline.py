@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from paxion.atomic import write_json
 from paxion.cache.manifest import (
@@ -30,10 +28,10 @@ from paxion.cache.manifest import (
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.device import resolve_device
-from paxion.errors import AnnotationError, CacheError, PaxionError, VideoDecodeError
+from paxion.errors import AnnotationError, CacheError, PaxionError
+from paxion.extract.decoding import decode_batches
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
 from paxion.extract.texts import distinct_texts, encode_texts, text_indices
-from paxion.extract.video import read_frames
 
 
 @dataclass(frozen=True)
@@ -127,49 +125,6 @@ def plan_shards(records: dict[str, list[dict]], shard_size: int) -> list[ShardPl
         for split, rows in records.items()
         for k, start in enumerate(range(0, len(rows), shard_size))
     ]
-
-
-class _ClipFrames(Dataset):
-    """Decodes one clip per item (in a worker process); a bad video yields its reason instead of frames."""
-
-    def __init__(self, clips: list[dict], videos: Path, *, num_frames: int, size: int) -> None:
-        self.clips, self.videos, self.num_frames, self.size = clips, videos, num_frames, size
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None]:
-        clip = self.clips[i]
-        try:
-            frames = read_frames(
-                self.videos / clip["video"], num_frames=self.num_frames, size=self.size,
-                start=clip.get("start"), end=clip.get("end"),
-            )
-        except VideoDecodeError as exc:
-            return i, None, exc.reason
-        return i, frames, None
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a clean server process that has imported this module but never decoded or opened HDF5.
-
-    A child forked straight from the caller can deadlock on locks held by the caller's FFmpeg threads (seen with
-    PyAV 19 / torch 2.11 after the caller had decoded or encoded video); spawning avoids that but re-imports torch
-    in every worker (seconds each).
-    """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
-
-
-def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
-    good = [(i, f) for i, f, _ in items if f is not None]
-    return {
-        "end": items[-1][0] + 1,
-        "pos": [i for i, _ in good],
-        "frames": np.stack([f for _, f in good]) if good else None,
-        "failed": [(i, reason) for i, f, reason in items if f is None],
-    }
 
 
 def _batches(plans: list[ShardPlan], batch_size: int) -> list[list[int]]:
@@ -316,7 +271,7 @@ def extract(
     Defaults: every split of meta.json, 8 frames, batches of 32, 2 decoding workers, fp16 tokens, 512 clips per
     shard, the saliency thresholds of the paper; num_shards / shard_index default to torchrun's WORLD_SIZE / RANK,
     else one process. Finished shards of an earlier run with the same configuration are kept, so rerunning after
-    a crash redoes only the rest.
+    a crash redoes only the rest. A decoding worker that dies on a clip fails that clip (see `decode_batches`).
     """
     if token_dtype not in TOKEN_DTYPES:
         raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")
@@ -349,12 +304,8 @@ def extract(
 
     clips = [r for plan in todo for r in plan.records]
     workers = workers if clips else 0
-    loader = DataLoader(
-        _ClipFrames(clips, videos, num_frames=frames, size=backbone.image_size),
-        batch_sampler=_batches(todo, batch_size), num_workers=workers, collate_fn=_collate,
-        multiprocessing_context=_worker_context() if workers else None,
-    )
-    batches = iter(loader)
+    batches = decode_batches(clips, _batches(todo, batch_size), videos, num_frames=frames, size=backbone.image_size,
+                             workers=workers)
     encode = _ShardEncoder(backbone, resolve_device(device), index, text_emb, saliency)
     done = 0
     for plan in todo:
