@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from paxion.bench.videos import find_video
 from paxion.cache.manifest import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -94,7 +95,7 @@ def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[
         if not path.is_file():
             raise AnnotationError(path, f"no such split file (bench has {', '.join(meta.get('splits', {}))})")
         rows, seen = [], set()
-        for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -142,7 +143,7 @@ class _ClipFrames(Dataset):
         clip = self.clips[i]
         try:
             frames = read_frames(
-                self.videos / clip["video"], num_frames=self.num_frames, size=self.size,
+                find_video(self.videos, clip) or self.videos / clip["video"], num_frames=self.num_frames, size=self.size,
                 start=clip.get("start"), end=clip.get("end"),
             )
         except VideoDecodeError as exc:
@@ -267,6 +268,7 @@ class _ShardEncoder:
         delta, theta, keep = state_change(
             torch.from_numpy(feats["frames"]), torch.from_numpy(self.text_emb[arrays["caption_idx"]]), **self.saliency
         )
+        keep = torch.tensor([k if r.get("salient") is None else r["salient"] for r, k in zip(records, keep.tolist())])
         return arrays | feats | {"delta_vt": delta.numpy(), "theta_vv": theta.numpy(), "salient": keep.numpy()}
 
 
