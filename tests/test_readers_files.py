@@ -67,6 +67,7 @@ def test_find_video_by_id_with_any_common_extension(tmp_path):
     assert find_video(tmp_path, {"id": "7", "video": "7.webm"}) == tmp_path / "7.mp4"
     assert find_video(tmp_path, {"id": "c", "video": "sub/w.webm"}) == tmp_path / "sub" / "w.mkv"
     assert find_video(tmp_path, {"id": "7", "video": "elsewhere.avi"}) == tmp_path / "7.mp4"
+    assert find_video(tmp_path, {"id": "v", "video": "sub/v.mp4"}) == tmp_path / "sub" / "v.MOV"
     assert find_video(tmp_path, {"id": "8", "video": "8.webm"}) is None
     index = VideoIndex(tmp_path)
     assert (index.name("v", (".mp4",)), index.name("7", (".webm",)), index.name("9", (".webm",))) == (

@@ -110,3 +110,25 @@ def test_jsonl_given_negatives_label_and_flags_file(tmp_path):
     assert ["salient" in rows[0], rows[1]["salient"]] == [False, False]
     split = summary.splits["train"]
     assert (split.aa, split.aa_given, split.or_, split.or_given) == (2, 1, 2, 1)
+
+
+def test_extract_stores_the_given_flags_and_finds_the_video_by_id(tmp_path):
+    from fakes import FakeBackbone, make_bench
+
+    from paxion.cache.reader import Cache
+    from paxion.extract.pipeline import extract
+
+    bench, videos = make_bench(tmp_path / "world", {"train": 3})
+    extract(bench, videos, tmp_path / "computed", FakeBackbone(), frames=4, workers=0)
+    computed = Cache(tmp_path / "computed").read_split("train")["salient"].tolist()
+    rows = [json.loads(line) for line in (bench / "train.jsonl").read_text().splitlines()]
+    for row, flag in zip(rows, [not computed[0], not computed[1], None]):
+        if flag is not None:
+            row["salient"] = flag
+        row["video"] = row["id"] + ".webm"  # the files are .mp4
+    (bench / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = extract(bench, videos, tmp_path / "given", FakeBackbone(), frames=4, workers=0)
+    assert result.clips == 3 and not result.failed
+    assert Cache(tmp_path / "given").read_split("train")["salient"].tolist() == [
+        not computed[0], not computed[1], computed[2]
+    ]

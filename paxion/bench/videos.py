@@ -34,14 +34,14 @@ class VideoIndex:
 
 def find_video(videos_dir: str | Path, clip: dict) -> Path | None:
     """The video of a bench clip: `videos_dir/clip["video"]` if it exists, else the same name or the clip's
-    id with any extension of VIDEO_EXTS (in that order) beside it; None when there is none."""
+    id with any extension of VIDEO_EXTS (in that order, lower then upper case) beside it; None when none."""
     videos_dir = Path(videos_dir)
     given = videos_dir / clip["video"]
     if given.is_file():
         return given
     stems = [given.with_suffix(""), given.parent / str(clip["id"]), videos_dir / str(clip["id"])]
     for stem in dict.fromkeys(stems):
-        for ext in VIDEO_EXTS:
+        for ext in (*VIDEO_EXTS, *(e.upper() for e in VIDEO_EXTS)):
             path = stem.with_name(stem.name + ext)
             if path.is_file():
                 return path
