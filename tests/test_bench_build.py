@@ -105,15 +105,20 @@ def test_antonym_command_lines_and_json():
         (["--dataset", "ssv2", "--annotations", "{tmp}", "--out", "{tmp}/o", "--seed", "x"], "is not a valid integer"),
         (["--dataset", "ssv2", "--annotations", "{tmp}", "--out", "{tmp}/o"], "labels.json: file not found"),
         (["--dataset", "jsonl", "--annotations", "{tmp}/bad.jsonl", "--out", "{tmp}/o"], "bad.jsonl:1: bad JSON"),
+        (["--dataset", "jsonl", "--annotations", "{tmp}/empty.jsonl", "--out", "{tmp}/o"], "empty.jsonl: no clips found"),
+        (["--dataset", "jsonl", "--annotations", "{tmp}/dup.jsonl", "--out", "{tmp}/o"],
+         "dup.jsonl:3: duplicate clip id 'x' (first at {tmp}/dup.jsonl:1)"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, monkeypatch, capsys, args, message):
     (tmp_path / "bad.jsonl").write_text("{not json\n")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "dup.jsonl").write_text('{"id": "x", "video": "a", "caption": "A"}\n\n{"id": "x", "video": "b", "caption": "B"}\n')
     argv = ["paxion", "bench", "build", *(a.format(tmp=tmp_path) for a in args)]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
-    assert message in " ".join(err.split())
+    assert message.format(tmp=tmp_path) in " ".join(err.split())
     assert "Traceback" not in err

@@ -6,6 +6,7 @@ import pytest
 
 from paxion.bench.build import answer_antonym
 from paxion.bench.nextqa import read_nextqa
+from paxion.bench.readers import read_dataset
 from paxion.errors import AnnotationError
 
 HEADER = "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
@@ -26,6 +27,8 @@ def test_nested_layout_with_map(tmp_path):
     mapping.write_text(json.dumps({"9": "0001/9"}))
     with pytest.raises(AnnotationError, match=r"val\.csv:2: video 4010069381 is not in"):
         read_nextqa(_csv(tmp_path), video_map=mapping)
+    with pytest.raises(AnnotationError, match="map_vid_vidorID.json: a video map is read for nextqa only, not jsonl"):
+        read_dataset("jsonl", tmp_path, video_map=mapping)
 
 
 def test_nested_layout_found_recursively_without_map(tmp_path):

@@ -73,6 +73,8 @@ def read_dataset(
     """
     if dataset not in READERS:
         raise AnnotationError(path, f"unknown dataset {dataset!r}; choose from {', '.join(READERS)}")
+    if video_map is not None and dataset != "nextqa":
+        raise AnnotationError(video_map, f"a video map is read for nextqa only, not {dataset}")
     given = {"video_map": None if video_map is None else Path(video_map), "window": window}
     extra = {k: given[k] for k in _EXTRA_OPTIONS.get(dataset, ())}
     annotations = READERS[dataset](Path(path), videos=None if videos is None else Path(videos), **extra)
