@@ -95,16 +95,17 @@ def bench() -> None:
 @bench.command("build")
 @click.option(
     "--dataset",
-    type=click.Choice(["ssv2", "ego4d", "nextqa", "jsonl"]),
+    type=click.Choice(["ssv2", "ego4d", "nextqa", "kinetics", "mit", "jsonl"]),
     required=True,
-    help="Annotation format; ssv2 also reads what `paxion synth` writes.",
+    help="Annotation format; ssv2 also reads what `paxion synth` writes and the paper's ActionBench release, "
+    "ego4d reads EgoClip CSV/TSV, the release's JSONL and Ego4D's narration.json.",
 )
 @click.option(
     "--annotations",
     type=click.Path(exists=True),
     required=True,
     help="ssv2: the folder with train.json / validation.json / labels.json. Others: one file (its name "
-    "without extension is the split) or a folder with one file per split (.csv/.tsv/.jsonl).",
+    "without extension is the split) or a folder with one file per split (.csv/.tsv/.jsonl/.json).",
 )
 @click.option(
     "--out",
@@ -117,26 +118,53 @@ def bench() -> None:
     "--videos",
     type=click.Path(exists=True, file_okay=False),
     default=None,
-    help="Videos folder, used to pick each clip's existing .webm/.mp4 name (default: .webm for ssv2, .mp4 else).",
+    help="Videos folder (searched recursively), used to name each clip's existing file by its id "
+    "(default: {id}.webm for ssv2, .mp4 else; extract also finds any common extension).",
 )
-def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str | None) -> None:
-    """Write OUT/{split}.jsonl (clips with AA and OR negatives) and OUT/meta.json, then print coverage."""
+@click.option(
+    "--video-map",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="nextqa: map_vid_vidorID.json; videos are then VIDEOS/{folder}/{video}.mp4.",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="ego4d narration.json: seconds of video centred on each narration's timestamp (EgoClip's mean clip length).",
+)
+@click.option(
+    "--saliency-flags",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help='State-change filtering JSON ({clip id: {"if_keep": true|false}}): replaces the computed flag for ATM '
+    "(ssv2 picks up state_change_heavy_instance_filtering_{train,val}.json beside the annotations).",
+)
+def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str | None, video_map: str | None,
+                window: float, saliency_flags: str | None) -> None:
+    """Write OUT/{split}.jsonl (clips with AA and OR negatives) and OUT/meta.json, then print coverage.
+
+    Negatives shipped with the annotations (the paper's release, JSONL aa_caption / or_caption) are used as
+    given; the others are made.
+    """
     from rich.progress import Progress
     from rich.table import Table
 
     from paxion.bench.build import build_bench
     from paxion.bench.readers import read_dataset
 
-    records = read_dataset(dataset, annotations, videos=videos)
+    records = read_dataset(dataset, annotations, videos=videos, video_map=video_map, window=window)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("building bench", total=len(records.records))
-        summary = build_bench(records, out, seed=seed, progress=lambda done, _: bar.update(task, completed=done))
+        summary = build_bench(records, out, seed=seed, flags=saliency_flags,
+                              progress=lambda done, _: bar.update(task, completed=done))
     table = Table(title=f"ActionBench ({dataset}) written to {out}")
-    for column in ("split", "clips", "AA negatives", "OR negatives"):
+    for column in ("split", "clips", "AA negatives", "AA given", "OR negatives", "OR given"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, split in summary.splits.items():
         aa, replaced = f"{split.aa} ({split.aa / split.clips:.0%})", f"{split.or_} ({split.or_ / split.clips:.0%})"
-        table.add_row(name, str(split.clips), aa, replaced)
+        table.add_row(name, str(split.clips), aa, str(split.aa_given), replaced, str(split.or_given))
     console.print(table)
     if summary.missing_verbs:
         verbs = ", ".join(f"{verb} ({n})" for verb, n in summary.missing_verbs.most_common(10))

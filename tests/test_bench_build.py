@@ -36,7 +36,7 @@ def test_build_builtin_world(tmp_path):
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert len(rows) == len(ACTIONS)
     keys = {"id", "video", "start", "end", "caption", "template", "label", "aa_caption", "aa_reason", "or_caption"}
-    assert keys | {"or_reason"} == set(rows[0])
+    assert keys | {"or_reason", "aa_given", "or_given"} == set(rows[0])
     by_template = {ACTIONS[r["label"]].template: r for r in rows}
     for a in ACTIONS:
         row = by_template[a.template]
@@ -66,12 +66,13 @@ def test_meta_of_other_templates_has_no_temporal_classes():
     assert meta["temporal_classes"] is None and meta["builtin_world"] is False
 
 
-def test_build_nextqa_adds_candidates(tmp_path):
+def test_build_nextqa_adds_candidates_and_negates_the_answer_only(tmp_path):
+    # The question's own verbs ("pick up", "opens") have antonyms too; only the answer may change.
     path = tmp_path / "val.csv"
     path.write_text(
         "video,question,answer,qid,type,a0,a1,a2,a3,a4\n"
         "11,why did the boy pick up the present,1,0,CW,cry,share it with the girl,sleep,eat,run\n"
-        "12,what does the girl do after she opens the box,0,1,TN,smile,cry,sit,run,jump\n"
+        "12,what does the girl do after she opens the box,2,1,TN,smile,cry,pick up the toy,run,jump\n"
     )
     out = tmp_path / "bench"
     result = CliRunner().invoke(
@@ -80,8 +81,10 @@ def test_build_nextqa_adds_candidates(tmp_path):
     assert result.exit_code == 0, result.output
     first, second = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
     assert first["answer"] == 1 and len(first["candidates"]) == 5
-    assert first["aa_caption"] == "why did the boy put down the present share it with the girl"
-    assert second["aa_caption"] == "what does the girl do after she closes the box smile"
+    assert first["caption"] == "why did the boy pick up the present share it with the girl"
+    assert first["aa_caption"] is None
+    assert second["caption"] == "what does the girl do after she opens the box pick up the toy"
+    assert second["aa_caption"] == "what does the girl do after she opens the box put down the toy"
     assert json.loads((out / "meta.json").read_text())["classes"] is None
 
 
@@ -98,19 +101,24 @@ def test_antonym_command_lines_and_json():
     ("args", "message"),
     [
         (["--dataset", "ssv2", "--annotations", "{tmp}/missing", "--out", "{tmp}/o"], "does not exist"),
-        (["--dataset", "kinetics", "--annotations", "{tmp}", "--out", "{tmp}/o"], "Invalid value for '--dataset'"),
+        (["--dataset", "howto100m", "--annotations", "{tmp}", "--out", "{tmp}/o"], "Invalid value for '--dataset'"),
         (["--dataset", "ssv2", "--annotations", "{tmp}", "--out", "{tmp}/o", "--seed", "x"], "is not a valid integer"),
         (["--dataset", "ssv2", "--annotations", "{tmp}", "--out", "{tmp}/o"], "labels.json: file not found"),
         (["--dataset", "jsonl", "--annotations", "{tmp}/bad.jsonl", "--out", "{tmp}/o"], "bad.jsonl:1: bad JSON"),
+        (["--dataset", "jsonl", "--annotations", "{tmp}/empty.jsonl", "--out", "{tmp}/o"], "empty.jsonl: no clips found"),
+        (["--dataset", "jsonl", "--annotations", "{tmp}/dup.jsonl", "--out", "{tmp}/o"],
+         "dup.jsonl:3: duplicate clip id 'x' (first at {tmp}/dup.jsonl:1)"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, monkeypatch, capsys, args, message):
     (tmp_path / "bad.jsonl").write_text("{not json\n")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "dup.jsonl").write_text('{"id": "x", "video": "a", "caption": "A"}\n\n{"id": "x", "video": "b", "caption": "B"}\n')
     argv = ["paxion", "bench", "build", *(a.format(tmp=tmp_path) for a in args)]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
-    assert message in " ".join(err.split())
+    assert message.format(tmp=tmp_path) in " ".join(err.split())
     assert "Traceback" not in err

@@ -168,4 +168,4 @@ def test_missing_paths_and_unknown_dataset(tmp_path):
     with pytest.raises(AnnotationError, match="no such file or folder"):
         read_jsonl(tmp_path / "nope.jsonl")
     with pytest.raises(AnnotationError, match="unknown dataset"):
-        read_dataset("kinetics", tmp_path)
+        read_dataset("howto100m", tmp_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paxion.bench.videos import find_video
 from paxion.errors import VideoDecodeError
 from paxion.extract.video import read_frames
 
@@ -29,9 +30,8 @@ def _decode_one(
 ) -> tuple[np.ndarray | None, str | None]:
     """(frames, None) for a good clip, (None, reason) for a bad video."""
     try:
-        frames = decode(
-            videos / clip["video"], num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end")
-        )
+        path = find_video(videos, clip) or videos / clip["video"]
+        frames = decode(path, num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end"))
     except VideoDecodeError as exc:
         return None, exc.reason
     return frames, None

@@ -92,7 +92,7 @@ def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[
         if not path.is_file():
             raise AnnotationError(path, f"no such split file (bench has {', '.join(meta.get('splits', {}))})")
         rows, seen = [], set()
-        for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -223,6 +223,7 @@ class _ShardEncoder:
         delta, theta, keep = state_change(
             torch.from_numpy(feats["frames"]), torch.from_numpy(self.text_emb[arrays["caption_idx"]]), **self.saliency
         )
+        keep = torch.tensor([k if r.get("salient") is None else r["salient"] for r, k in zip(records, keep.tolist())])
         return arrays | feats | {"delta_vt": delta.numpy(), "theta_vv": theta.numpy(), "salient": keep.numpy()}
 
 

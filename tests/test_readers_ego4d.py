@@ -1,0 +1,80 @@
+"""Ego4D as it ships: EgoClip with both narration passes, and narration.json read directly."""
+
+import json
+
+import pytest
+
+from paxion.bench.build import build_bench
+from paxion.bench.readers import read_dataset, read_ego4d
+from paxion.bench.records import Annotations, ClipRecord
+from paxion.errors import AnnotationError
+
+EGOCLIP = (
+    "video_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\tclip_start\tclip_end\tclip_text\t"
+    "tag_verb\ttag_noun\n"
+    "v1\t9.0\tnarration_pass_1\t0\t0.2\t-0.3\t0.7\t#C C picks up the knife\t[93]\t[321]\n"
+    "v1\t9.0\tnarration_pass_1\t1\t2.5\t2.0\t3.0\t#C C opens the drawer\t[12]\t[40]\n"
+    "v1\t9.0\tnarration_pass_2\t0\t0.7\t0.2\t1.2\t#C C lifts a knife\t[93]\t[321]\n"
+)
+
+
+def test_egoclip_two_passes_get_distinct_ids_and_clamped_starts(tmp_path):
+    path = tmp_path / "egoclip.csv"  # tab-separated despite its name, as EgoClip ships it
+    path.write_text(EGOCLIP)
+    records = read_ego4d(path).records
+    assert [(r.id, r.split, r.video, r.start, r.end) for r in records] == [
+        ("v1_narration_pass_1_0", "egoclip", "v1.mp4", 0.0, 0.7),
+        ("v1_narration_pass_1_1", "egoclip", "v1.mp4", 2.0, 3.0),
+        ("v1_narration_pass_2_0", "egoclip", "v1.mp4", 0.2, 1.2),
+    ]
+    assert records[2].caption == "C lifts a knife"
+
+
+NARRATION = {
+    "vid-a": {
+        "status": "complete",
+        "narration_pass_1": {"narrations": [
+            {"timestamp_sec": 0.2, "timestamp_frame": 6, "narration_text": "#C C picks up the cup", "annotation_uid": "1"},
+            {"timestamp_sec": 5.0, "timestamp_frame": 150, "narration_text": "#C C opens the fridge", "annotation_uid": "2"},
+        ], "summaries": []},
+        "narration_pass_2": {"narrations": [
+            {"timestamp_sec": 1.5, "timestamp_frame": 45, "narration_text": "#C C lifts the cup", "annotation_uid": "3"},
+        ], "summaries": []},
+    },
+    "vid-b": {"status": "redacted"},
+}
+
+
+def test_narration_json_windows_around_timestamps(tmp_path):
+    path = tmp_path / "narration.json"
+    path.write_text(json.dumps(NARRATION))
+    records = read_dataset("ego4d", path, window=2.0).records
+    assert [(r.id, r.video, r.start, r.end, r.caption) for r in records] == [
+        ("vid-a_narration_pass_1_0", "vid-a.mp4", 0.0, 1.2, "C picks up the cup"),
+        ("vid-a_narration_pass_1_1", "vid-a.mp4", 4.0, 6.0, "C opens the fridge"),
+        ("vid-a_narration_pass_2_0", "vid-a.mp4", 0.5, 2.5, "C lifts the cup"),
+    ]
+    default = read_ego4d(path).records[1]
+    assert (default.start, default.end) == (4.5, 5.5)
+
+
+def test_narration_json_bad_entry_names_it(tmp_path):
+    path = tmp_path / "narration.json"
+    path.write_text(json.dumps({"v": {"narration_pass_1": {"narrations": [{"timestamp_sec": "late"}]}}}))
+    with pytest.raises(AnnotationError, match=r"narration\.json: video v, narration_pass_1 narration 0: needs"):
+        read_ego4d(path)
+
+
+def test_zero_clips_is_an_error(tmp_path):
+    path = tmp_path / "narration.json"
+    path.write_text(json.dumps({"vid-b": {"status": "redacted"}}))
+    with pytest.raises(AnnotationError, match="narration.json: no clips found"):
+        read_dataset("ego4d", path)
+
+
+def test_build_refuses_duplicate_ids_naming_both_lines(tmp_path):
+    records = [ClipRecord("x", "val", "a.mp4", "C opens it", origin="f.tsv:2"),
+               ClipRecord("x", "val", "a.mp4", "C shuts it", origin="f.tsv:5")]
+    with pytest.raises(AnnotationError, match=r"^f\.tsv:5: duplicate clip id 'x' \(first at f\.tsv:2\)$"):
+        build_bench(Annotations("ego4d", records), tmp_path / "bench")
+    assert not (tmp_path / "bench").exists()
