@@ -9,7 +9,11 @@ def test_object_phrases_after_determiners():
     assert object_phrases("C picks up the knife from the table") == ["knife", "table"]
     assert object_phrases("C places the cutting board on a counter") == ["cutting board", "counter"]
     assert object_phrases("C washes a dish in the kitchen sink and opens the tap") == ["dish", "kitchen", "tap"]
-    assert object_phrases("C picks a bottle of juice from the fridge with her right hand") == ["bottle", "juice", "fridge"]
+    assert object_phrases("C picks a bottle of juice from the fridge with her right hand") == [
+        "bottle",
+        "juice",
+        "fridge",
+    ]
 
 
 # Real NExT-QA questions (with their answer) whose people, places, times and verbs were taken for objects.
@@ -62,7 +66,9 @@ def test_never_the_clips_own_object_and_whole_words_only():
 
 def test_two_objects_get_two_different_replacements():
     for k in range(50):
-        text = replace_objects("Moving cup and pen", ["cup", "pen"], ["cup", "pen", "box", "jar"], seed=k, clip_id="c").text
+        text = replace_objects(
+            "Moving cup and pen", ["cup", "pen"], ["cup", "pen", "box", "jar"], seed=k, clip_id="c"
+        ).text
         assert sorted(text.removeprefix("Moving ").split(" and ")) == ["box", "jar"]
 
 

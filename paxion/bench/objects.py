@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from functools import cache
 
 from paxion.bench.inflect import match_case, verb_readings
-from paxion.bench.pos import BOUNDARIES, DETERMINERS, PREPOSITIONS, SUBJECTS, noun_kinds, verb_leaning
+from paxion.bench.pos import (
+    BOUNDARIES,
+    DETERMINERS,
+    PREPOSITIONS,
+    SUBJECTS,
+    adjective_leaning,
+    noun_kinds,
+    verb_leaning,
+)
 from paxion.bench.records import ClipRecord
 
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*|[^\sA-Za-z]+")
 # Determiners and prepositions open a noun phrase; particles do not ("warm up stretch").
-_ANCHORS = (DETERMINERS - {"no", "all", "both"}) | (PREPOSITIONS - {"up", "down", "out", "off", "away", "back", "apart"})
+_ANCHORS = (DETERMINERS - {"no", "all", "both"}) | (
+    PREPOSITIONS - {"up", "down", "out", "off", "away", "back", "apart"}
+)
 # WordNet lexicographer files of physical things that can be swapped for one another.
 _THINGS = frozenset({"noun.artifact", "noun.food", "noun.substance", "noun.object", "noun.plant", "noun.animal"})
 # A head noun whose first sense is one of these is not an object even when a later sense is a thing.
@@ -53,10 +63,13 @@ class ObjectResult:
 @cache
 def is_thing(word: str) -> bool:
     """Whether a lowercase noun names a physical thing in WordNet: first sense not a person, place or time,
-    one of its first three senses an artifact, food, substance, plant, animal or natural object."""
+    one of its first three senses an artifact, food, substance, plant, animal or natural object, and not
+    mostly an adjective ("special", "young")."""
     kinds = noun_kinds(word)
     return (
-        word not in _MEDIA
+        len(word) > 1
+        and word not in _MEDIA
+        and not adjective_leaning(word)
         and bool(kinds)
         and kinds[0] not in _NOT_THINGS
         and bool(_THINGS & set(kinds[:3]))
@@ -65,8 +78,14 @@ def is_thing(word: str) -> bool:
 
 def _stops(word: str) -> bool:
     return (
-        not word.isalpha() or word in PREPOSITIONS or word in BOUNDARIES or word in DETERMINERS
-        or word in _PRONOUNS or word in SUBJECTS or word in _AUXILIARIES or word in {"and", "or", "to", "not"}
+        not word.isalpha()
+        or word in PREPOSITIONS
+        or word in BOUNDARIES
+        or word in DETERMINERS
+        or word in _PRONOUNS
+        or word in SUBJECTS
+        or word in _AUXILIARIES
+        or word in {"and", "or", "to", "not"}
     )
 
 
@@ -84,12 +103,18 @@ def object_phrases(caption: str, *, nouns: Collection[str] | None = None) -> lis
         aux = (aux or token in _AUXILIARIES) and token not in BOUNDARIES
         if token not in _ANCHORS:
             continue
+        if token == "to" and any(f == "base" for _, f in verb_readings(tokens[i + 1])):  # "wants to ride donkey"
+            continue
         words: list[str] = []
         for word in tokens[i + 1 : i + 1 + _MAX_WORDS]:
-            # After a noun, a word read mostly as a verb is the clause's verb ("the cat stand up"), as is
-            # a base form after "does ... <noun>" ("why does the dog run").
+            # After a noun, a word read mostly as a verb or a third-person verb form is the clause's verb
+            # ("the cat stand up", "the dog stands up"), as is a base form after "does ... <noun>"
+            # ("why does the dog run").
             verb_next = words and (
-                (verb_leaning(word) and (nouns is None or word not in nouns))
+                (
+                    (verb_leaning(word) or any(f == "s" for _, f in verb_readings(word)))
+                    and (nouns is None or word not in nouns)
+                )
                 or (aux and head_ok(words[-1]) and any(f == "base" for _, f in verb_readings(word)))
             )
             if _stops(word) or verb_next:

@@ -30,7 +30,7 @@ PREPOSITIONS = frozenset(
 )
 # People and pronouns that narrate actions: Ego4D's "C" (camera wearer), "#O"/"O" and "X"/"Y" for others.
 SUBJECTS = frozenset(
-    {"c", "o", "x", "y", "he", "she", "they", "it", "i", "we", "you", "someone", "somebody", "person"}
+    {"c", "o", "x", "y", "he", "she", "they", "it", "i", "we", "you", "someone", "somebody", "something", "person"}
     | {"man", "woman", "lady", "boy", "girl", "child", "kid", "baby", "people", "everyone", "nobody"}
 )
 # Words after which a verb in any form may follow.
@@ -81,6 +81,14 @@ def verb_position(lower: list[str], free: list[bool], i: int, form: str) -> bool
     if before in COPULAS:
         return form == "ing"
     return form != "base" and is_noun(before)
+
+
+@cache
+def adjective_leaning(word: str) -> bool:
+    """Whether WordNet has more adjective than noun senses for the lowercase word ("special", "young")."""
+    wn = _wordnet()
+    adjective = {s for pos in (wn.ADJ, wn.ADJ_SAT) for s in wn.synsets(word, pos)}
+    return len(adjective) > len(wn.synsets(word, wn.NOUN))
 
 
 @cache
