@@ -104,6 +104,8 @@ EGO4D = [
     ("C opens the lid and puts the spoon into the jar", "C closes the lid and takes the spoon out of the jar"),
     ("C holds the bag and opens it", "C holds the bag and closes it"),
     ("C opens the drawer to look at the spoons", "C closes the drawer to look at the spoons"),
+    ("C opens the box to take the pen", "C closes the box to take the pen"),
+    ("C takes the knife", "C puts down the knife"),
     ("C closes the door while the man X opens the window", "C opens the door while the man X opens the window"),
     # nouns that are also verbs stay nouns
     ("C washes a dish in the kitchen sink and opens the tap", "C washes a dish in the kitchen sink and closes the tap"),

@@ -274,7 +274,7 @@ TEMPLATES = [
     ("Squeezing [something]", "Stretching [something]"),
     ("Stacking [number of] [something]", "Unstacking [number of] [something]"),
     ("Stuffing [something] into [something]", "Pulling [something] out of [something]"),
-    ("Taking [one of many similar things on the table]", "Putting [one of many similar things on the table]"),
+    ("Taking [one of many similar things on the table]", "Putting down [one of many similar things on the table]"),
     ("Taking [something] from [somewhere]", "Putting [something] on [somewhere]"),
     ("Taking [something] out of [something]", "Putting [something] into [something]"),
     ("Tearing [something] into two pieces", None),  # tear: 'tear' has no sensible antonym

@@ -59,12 +59,13 @@ class _Rule:
 
 @dataclass(frozen=True)
 class _Table:
-    phrases: tuple[_Rule, ...]
+    phrases: dict[str, tuple[_Rule, ...]]  # by first word, longest first
     verbs: dict[str, tuple[_Rule, ...]]  # by verb lemma, longest first
     flip: frozenset[str]
     particle_only: frozenset[str]
     particles: dict[str, str]
-    no_antonym: dict[str, str]  # verb lemma or phrase ("poke a hole") -> reason
+    no_antonym: dict[str, str]  # verb lemma -> reason
+    no_antonym_phrases: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # lemma -> (("a", "hole"), reason)
 
 
 def _parts(pattern: str) -> tuple[tuple[str, ...], ...]:
@@ -80,8 +81,20 @@ def _pairs(pairs: list[list[str]], *, both: bool) -> dict[str, str]:
     return targets
 
 
-def _sorted(rules: list[_Rule]) -> tuple[_Rule, ...]:
-    return tuple(sorted(rules, key=lambda r: -r.length))
+def _by_head(rules: list[_Rule]) -> dict[str, tuple[_Rule, ...]]:
+    """The rules by their first word, longest first."""
+    by_head: dict[str, list[_Rule]] = {}
+    for rule in sorted(rules, key=lambda r: -r.length):
+        by_head.setdefault(rule.source[0][0], []).append(rule)
+    return {head: tuple(group) for head, group in by_head.items()}
+
+
+@cache
+def _particle_phrases(particles: tuple[str, ...], allowed: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+    """The particle phrases to look for, longest first: those of the table starting with an allowed word,
+    and the allowed words themselves."""
+    phrases = {p for p in particles if p.split()[0] in allowed} | allowed
+    return tuple(tuple(p.split()) for p in sorted(phrases, key=len, reverse=True))
 
 
 @cache
@@ -90,17 +103,21 @@ def _table() -> _Table:
     verbs = _pairs(data["one_way"], both=False) | {
         a: b for a, b in _pairs(data["verbs"], both=True).items() if a not in dict(data["one_way"])
     }
-    by_head: dict[str, list[_Rule]] = {}
-    for a, b in verbs.items():
-        rule = _Rule(_parts(a), _parts(b))
-        by_head.setdefault(rule.source[0][0], []).append(rule)
+    reasons = {verb: reason or f"'{verb}' has no sensible antonym" for verb, reason in data["no_antonym"].items()}
+    no_antonym_phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for phrase, reason in reasons.items():
+        head, *rest = phrase.split()
+        if rest:
+            no_antonym_phrases.setdefault(head, []).append((tuple(rest), reason))
+    phrases = [_Rule(_parts(a), _parts(b)) for a, b in _pairs(data["phrases"], both=True).items()]
     return _Table(
-        phrases=_sorted([_Rule(_parts(a), _parts(b)) for a, b in _pairs(data["phrases"], both=True).items()]),
-        verbs={head: _sorted(rules) for head, rules in by_head.items()},
+        phrases=_by_head(phrases),
+        verbs=_by_head([_Rule(_parts(a), _parts(b)) for a, b in verbs.items()]),
         flip=frozenset(data["flip_particle"]),
         particle_only=frozenset(data["particle_only"]),
         particles=_pairs(data["particles"], both=True),
-        no_antonym={verb: reason or f"'{verb}' has no sensible antonym" for verb, reason in data["no_antonym"].items()},
+        no_antonym=reasons,
+        no_antonym_phrases={head: tuple(entries) for head, entries in no_antonym_phrases.items()},
     )
 
 
@@ -142,9 +159,8 @@ class _Caption:
         for start, allowed in places:
             if start == len(self.words) - 1:  # a caption-final word is a particle: "pushes the drawer in"
                 allowed = _ADJACENT
-            for phrase in sorted(set(particles) | allowed, key=len, reverse=True):
-                words = tuple(phrase.split())
-                if words[0] in allowed and self.literal(words, start):
+            for words in _particle_phrases(tuple(particles), allowed):
+                if self.literal(words, start):
                     return start, start + len(words)
         return None
 
@@ -179,9 +195,8 @@ class _Edit:
 def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _Edit | str | None:
     """The replacement of the verb at word i read as (lemma, form): an edit, a reason why it has none, or
     None when the table does not know the verb."""
-    for phrase, reason in table.no_antonym.items():
-        words = tuple(phrase.split())
-        if len(words) > 1 and words[0] == lemma and cap.literal(words[1:], i + 1):
+    for rest, reason in table.no_antonym_phrases.get(lemma, ()):
+        if cap.literal(rest, i + 1):
             return reason
     matches = [(rule, ranges) for rule in table.verbs.get(lemma, ()) if (ranges := _match(rule, cap, i)) is not None]
     if matches:
@@ -209,7 +224,7 @@ def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _
 
 def _phrase(cap: _Caption, table: _Table) -> str | None:
     for i in range(len(cap.words)):
-        for rule in table.phrases:
+        for rule in table.phrases.get(cap.lower[i], ()):
             if cap.literal(rule.source[0], i):
                 return cap.replace([(i, i + len(rule.source[0]), " ".join(rule.target[0]))])
     return None
@@ -230,7 +245,8 @@ def action_antonym(caption: str, *, objects: tuple[str, ...] | list[str] = ()) -
     first_verb: str | None = None
     i = 0
     while i < len(cap.words):
-        if cap.free[i] and cap.lower[i] in BOUNDARIES and segments:
+        # A clause of its own, or a purpose "to" ("opens the box to take the pen"), ends the action.
+        if cap.free[i] and (cap.lower[i] in BOUNDARIES or cap.lower[i] == "to") and segments:
             break
         edit = None
         for lemma, form in verb_readings(cap.lower[i]):
