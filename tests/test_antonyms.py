@@ -106,6 +106,10 @@ EGO4D = [
     ("C opens the drawer to look at the spoons", "C closes the drawer to look at the spoons"),
     ("C opens the box to take the pen", "C closes the box to take the pen"),
     ("C takes the knife", "C puts down the knife"),
+    # Ego4D's hand phrases stay inside the object
+    ("C places the can in her right hand into the fridge", "C removes the can in her right hand from the fridge"),
+    ("C puts the pack in her left hand into the fridge", "C takes the pack in her left hand out of the fridge"),
+    ("C puts a package back inside a kitchen cupboard", "C takes a package out of a kitchen cupboard"),
     ("C closes the door while the man X opens the window", "C opens the door while the man X opens the window"),
     # nouns that are also verbs stay nouns
     ("C washes a dish in the kitchen sink and opens the tap", "C washes a dish in the kitchen sink and closes the tap"),

@@ -22,8 +22,11 @@ from paxion.bench.inflect import match_case, verb_forms, verb_readings
 from paxion.bench.pos import BOUNDARIES, PREPOSITIONS, verb_position
 
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-# SSv2 placeholders and parenthesised asides ("Touching (without moving) [part] of [something]").
-_PROTECTED = re.compile(r"\[[^\]]*\]|\([^)]*\)")
+# SSv2 placeholders, parenthesised asides ("Touching (without moving) [part] of [something]") and Ego4D's
+# hand phrases inside an object ("places the can in her right hand into the fridge").
+_PROTECTED = re.compile(
+    r"\[[^\]]*\]|\([^)]*\)|\b(?:in|with) (?:her|his|their|both|the|my) (?:(?:left|right) )?hands?\b", re.IGNORECASE
+)
 _GAP = "*"
 _MAX_GAP = 5
 # Particles that give a verb its direction: right after the verb, or after its object.
