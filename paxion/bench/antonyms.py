@@ -1,11 +1,13 @@
-"""Action antonyms: replace exactly one action expression of a caption by its opposite.
+"""Action antonyms: replace the action verbs of a caption by their opposites (PAXION Appendix B).
 
 Order of preference: directional phrases ("from left to right"), then the curated verbs and phrasal
-verbs shipped in `data/antonyms.json` ("picks up" -> "puts down"), then WordNet verb antonyms. Matching
-is on whole words (a hyphenated word is one word), never on substrings, keeps the verb's inflection and
-the capitalisation, and skips object words, bracketed SSv2 placeholders and words right after a
-determiner or a form of "be" (there "empty", "open" or "fall" are adjectives or nouns). Verbs listed as
-having no sensible antonym ("holding", "shaking") are never replaced, so such captions get no antonym.
+verbs shipped in `data/antonyms.json` ("picks * up" -> "puts * down", "removes * from" -> "puts * on").
+Every verb of the first clause that has an antonym is replaced ("picks up the cup and opens the door"),
+clauses after "so", "until", "because", ... stay. A word is read as a verb only where its position says
+so (`paxion.bench.pos`), so nouns that are also verbs ("the kitchen sink", "a drop of water") stay. A
+verb followed by a directional particle its antonym contradicts ("lifts it up", "falls down") needs a
+curated phrasal entry or a particle flip, else the caption gets no antonym. Verbs listed as having no
+sensible antonym ("holding", "uses") give no antonym, with the reason.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from paxion.bench.inflect import FORMS, match_case, verb_forms
+from paxion.bench.inflect import match_case, verb_forms, verb_readings
+from paxion.bench.pos import BOUNDARIES, PREPOSITIONS, verb_position
 
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-_PLACEHOLDER = re.compile(r"\[[^\]]*\]")
-_GAP = "*"
-_MAX_GAP = 4
-_DETERMINERS = frozenset(
-    {"a", "an", "the", "this", "that", "these", "those", "its", "his", "her", "their", "my", "your", "our"}
-    | {"some", "any", "no"}
+# SSv2 placeholders, parenthesised asides ("Touching (without moving) [part] of [something]") and Ego4D's
+# hand phrases inside an object ("places the can in her right hand into the fridge").
+_PROTECTED = re.compile(
+    r"\[[^\]]*\]|\([^)]*\)|\b(?:in|with) (?:her|his|their|both|the|my) (?:(?:left|right) )?hands?\b", re.IGNORECASE
 )
-_COPULAS = frozenset({"is", "are", "was", "were", "be", "been"})
+_GAP = "*"
+_MAX_GAP = 5
+# Particles that give a verb its direction: right after the verb, or after its object.
+_AFTER_OBJECT = frozenset({"up", "down", "into", "onto", "out", "off", "away", "upwards", "downwards"})
+_ADJACENT = _AFTER_OBJECT | {"in", "on", "over", "back", "apart"}
+# An object may run on through "of" and a relative "that" ("a photo of [something]", "[something] that can't roll").
+_GAP_STOPS = (PREPOSITIONS | BOUNDARIES) - {"of", "that"}
 
 
 @dataclass(frozen=True)
@@ -40,70 +47,81 @@ class AntonymResult:
 
 @dataclass(frozen=True)
 class _Rule:
-    source: tuple[tuple[str, ...], ...]  # literal parts between gaps, lowercase
+    source: tuple[tuple[str, ...], ...]  # literal parts between gaps, lowercase; source[0][0] is the verb
     target: tuple[tuple[str, ...], ...]
-    verb: bool
 
     @property
     def length(self) -> int:
-        return sum(len(part) for part in self.source) + len(self.source) - 1
+        return sum(len(part) for part in self.source)
+
+    @property
+    def plain(self) -> bool:
+        """A bare verb, with no particle of its own."""
+        return self.source == ((self.source[0][0],),)
 
 
 @dataclass(frozen=True)
 class _Table:
-    phrases: tuple[_Rule, ...]
-    verbs: tuple[_Rule, ...]
-    no_antonym: frozenset[str]
-    irregular: dict[str, tuple[str, str]]
+    phrases: dict[str, tuple[_Rule, ...]]  # by first word, longest first
+    verbs: dict[str, tuple[_Rule, ...]]  # by verb lemma, longest first
+    flip: frozenset[str]
+    particle_only: frozenset[str]
+    particles: dict[str, str]
+    no_antonym: dict[str, str]  # verb lemma -> reason
+    no_antonym_phrases: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # lemma -> (("a", "hole"), reason)
 
 
 def _parts(pattern: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(part.split()) for part in pattern.split(_GAP))
 
 
-def _rules(pairs: list[list[str]], *, verb: bool) -> tuple[_Rule, ...]:
+def _pairs(pairs: list[list[str]], *, both: bool) -> dict[str, str]:
     targets: dict[str, str] = {}
     for a, b in pairs:
         targets.setdefault(a, b)
-        targets.setdefault(b, a)
-    rules = [_Rule(_parts(a), _parts(b), verb) for a, b in targets.items()]
-    return tuple(sorted(rules, key=lambda r: -r.length))
+        if both:
+            targets.setdefault(b, a)
+    return targets
+
+
+def _by_head(rules: list[_Rule]) -> dict[str, tuple[_Rule, ...]]:
+    """The rules by their first word, longest first."""
+    by_head: dict[str, list[_Rule]] = {}
+    for rule in sorted(rules, key=lambda r: -r.length):
+        by_head.setdefault(rule.source[0][0], []).append(rule)
+    return {head: tuple(group) for head, group in by_head.items()}
+
+
+@cache
+def _particle_phrases(particles: tuple[str, ...], allowed: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+    """The particle phrases to look for, longest first: those of the table starting with an allowed word,
+    and the allowed words themselves."""
+    phrases = {p for p in particles if p.split()[0] in allowed} | allowed
+    return tuple(tuple(p.split()) for p in sorted(phrases, key=len, reverse=True))
 
 
 @cache
 def _table() -> _Table:
     data = json.loads(resources.files("paxion.bench").joinpath("data/antonyms.json").read_text("utf-8"))
+    verbs = _pairs(data["one_way"], both=False) | {
+        a: b for a, b in _pairs(data["verbs"], both=True).items() if a not in dict(data["one_way"])
+    }
+    reasons = {verb: reason or f"'{verb}' has no sensible antonym" for verb, reason in data["no_antonym"].items()}
+    no_antonym_phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for phrase, reason in reasons.items():
+        head, *rest = phrase.split()
+        if rest:
+            no_antonym_phrases.setdefault(head, []).append((tuple(rest), reason))
+    phrases = [_Rule(_parts(a), _parts(b)) for a, b in _pairs(data["phrases"], both=True).items()]
     return _Table(
-        phrases=_rules(data["phrases"], verb=False),
-        verbs=_rules(data["verbs"], verb=True),
-        no_antonym=frozenset(data["no_antonym"]),
-        irregular={k: (v[0], v[1]) for k, v in data["irregular"].items()},
+        phrases=_by_head(phrases),
+        verbs=_by_head([_Rule(_parts(a), _parts(b)) for a, b in verbs.items()]),
+        flip=frozenset(data["flip_particle"]),
+        particle_only=frozenset(data["particle_only"]),
+        particles=_pairs(data["particles"], both=True),
+        no_antonym=reasons,
+        no_antonym_phrases={head: tuple(entries) for head, entries in no_antonym_phrases.items()},
     )
-
-
-@cache
-def _surface_forms(lemma: str) -> dict[str, str]:
-    forms = verb_forms(lemma, _table().irregular)
-    return {forms[name]: name for name in reversed(FORMS)}
-
-
-def _form(word: str, lemma: str) -> str | None:
-    """Which verb form of `lemma` the lowercase `word` is (the first of FORMS that spells it), or None."""
-    return _surface_forms(lemma).get(word)
-
-
-@cache
-def _wordnet():
-    from nltk.corpus import wordnet
-
-    return wordnet
-
-
-def _protected(caption: str, objects: tuple[str, ...]) -> list[tuple[int, int]]:
-    spans = [m.span() for m in _PLACEHOLDER.finditer(caption)]
-    for obj in objects:
-        spans += [m.span() for m in re.finditer(rf"(?<![\w-]){re.escape(obj)}(?![\w-])", caption, re.IGNORECASE)]
-    return spans
 
 
 class _Caption:
@@ -112,25 +130,42 @@ class _Caption:
     def __init__(self, caption: str, objects: tuple[str, ...]) -> None:
         self.text = caption
         self.words = list(_WORD.finditer(caption))
-        spans = _protected(caption, objects)
+        spans = [m.span() for m in _PROTECTED.finditer(caption)]
+        for obj in objects:
+            spans += [m.span() for m in re.finditer(rf"(?<![\w-]){re.escape(obj)}(?![\w-])", caption, re.IGNORECASE)]
         self.free = [not any(s < m.end() and m.start() < e for s, e in spans) for m in self.words]
         self.lower = [m.group().lower() for m in self.words]
-
-    def verb_position(self, i: int, form: str | None) -> bool:
-        """Whether word i, in this verb form, may be read as a verb: free, not after a determiner, and
-        after "be" only as an -ing form ("is empty", "is open" are adjectives; "is falling" is a verb)."""
-        before = self.lower[i - 1] if i > 0 else ""
-        return (
-            form is not None
-            and self.free[i]
-            and before not in _DETERMINERS
-            and (before not in _COPULAS or form == "ing")
-        )
 
     def literal(self, part: tuple[str, ...], i: int) -> bool:
         """Whether the free words from i on spell `part`."""
         end = i + len(part)
         return end <= len(self.words) and all(self.free[j] and self.lower[j] == w for j, w in zip(range(i, end), part))
+
+    def gap(self, i: int) -> range:
+        """The positions after an object that starts at word i: 1-5 free words that are no preposition or
+        clause boundary (placeholders and the caption's objects do not count)."""
+        free = 0
+        j = i
+        while j < len(self.words):
+            if self.free[j]:
+                if self.lower[j] in _GAP_STOPS or free == _MAX_GAP:
+                    break
+                free += 1
+            j += 1
+        return range(i + 1, j + 1)
+
+    def particle(self, i: int, particles: dict[str, str]) -> tuple[int, int] | None:
+        """The word range of the directional particle of the verb at word i: right after it, or right
+        after its object."""
+        after_object = self.gap(i + 1)
+        places = [(i + 1, _ADJACENT)] + ([(after_object[-1], _AFTER_OBJECT)] if after_object else [])
+        for start, allowed in places:
+            if start == len(self.words) - 1:  # a caption-final word is a particle: "pushes the drawer in"
+                allowed = _ADJACENT
+            for words in _particle_phrases(tuple(particles), allowed):
+                if self.literal(words, start):
+                    return start, start + len(words)
+        return None
 
     def replace(self, segments: list[tuple[int, int, str]]) -> str:
         """The caption with each word range [a, b) replaced by its text, in the case of its first word."""
@@ -142,96 +177,97 @@ class _Caption:
 
 
 def _match(rule: _Rule, cap: _Caption, i: int) -> list[tuple[int, int]] | None:
-    """The word ranges of the rule's parts when it matches at word i, else None."""
-    head, *rest = rule.source[0]
-    if rule.verb:
-        if not cap.verb_position(i, _form(cap.lower[i], head)):
-            return None
-    elif not (cap.free[i] and cap.lower[i] == head):
-        return None
-    if not cap.literal(tuple(rest), i + 1):
+    """The word ranges of the rule's parts when it matches with its verb at word i, else None."""
+    if not cap.literal(rule.source[0][1:], i + 1):
         return None
     ranges = [(i, i + len(rule.source[0]))]
     for part in rule.source[1:]:
-        start = next((s for s in range(ranges[-1][1] + 1, ranges[-1][1] + _MAX_GAP + 1) if cap.literal(part, s)), None)
+        start = next((s for s in cap.gap(ranges[-1][1]) if cap.literal(part, s)), None)
         if start is None:
             return None
         ranges.append((start, start + len(part)))
     return ranges
 
 
-def _apply(rule: _Rule, cap: _Caption, ranges: list[tuple[int, int]], table: _Table) -> str:
-    target = [" ".join(part) for part in rule.target]
-    if rule.verb:
-        form = _form(cap.lower[ranges[0][0]], rule.source[0][0])
+@dataclass(frozen=True)
+class _Edit:
+    segments: list[tuple[int, int, str]]
+    used: range  # the words the edit covers, verb to last particle
+
+
+def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _Edit | str | None:
+    """The replacement of the verb at word i read as (lemma, form): an edit, a reason why it has none, or
+    None when the table does not know the verb."""
+    for rest, reason in table.no_antonym_phrases.get(lemma, ()):
+        if cap.literal(rest, i + 1):
+            return reason
+    matches = [(rule, ranges) for rule in table.verbs.get(lemma, ()) if (ranges := _match(rule, cap, i)) is not None]
+    if matches:
+        # The rule with most parts wins ("picks up * from" over "picks up"), then the nearest particle
+        # ("puts it on the table next to ..." is "put * on"), then the longest.
+        rule, ranges = min(matches, key=lambda m: (-len(m[1]), m[1][-1][0], -m[0].length))
+        target = [" ".join(part) for part in rule.target]
         head, _, tail = target[0].partition(" ")
-        target[0] = " ".join(filter(None, [verb_forms(head, table.irregular)[form], tail]))
-    return cap.replace([(a, b, new) for (a, b), new in zip(ranges, target)])
+        target[0] = " ".join(filter(None, [verb_forms(head)[form], tail]))
+        segments = [(a, b, new) for (a, b), new in zip(ranges, target)]
+        if not rule.plain:
+            return _Edit(segments, range(i, ranges[-1][1]))
+    elif lemma not in table.particle_only:
+        return table.no_antonym.get(lemma)
+    else:
+        segments = []
+    span = cap.particle(i, table.particles)
+    if span is None:
+        return _Edit(segments, range(i, i + 1)) if segments else table.no_antonym.get(lemma)
+    particle = " ".join(cap.lower[span[0] : span[1]])
+    if (segments and lemma not in table.flip) or particle not in table.particles:
+        return f"'{lemma} {particle}' has no curated antonym"
+    return _Edit([*segments, (span[0], span[1], table.particles[particle])], range(i, span[1]))
 
 
-def _curated(cap: _Caption, rules: tuple[_Rule, ...], table: _Table) -> str | None:
+def _phrase(cap: _Caption, table: _Table) -> str | None:
     for i in range(len(cap.words)):
-        for rule in rules:
-            ranges = _match(rule, cap, i)
-            if ranges is not None:
-                return _apply(rule, cap, ranges, table)
+        for rule in table.phrases.get(cap.lower[i], ()):
+            if cap.literal(rule.source[0], i):
+                return cap.replace([(i, i + len(rule.source[0]), " ".join(rule.target[0]))])
     return None
-
-
-@cache
-def verb_lemma(word: str) -> str | None:
-    """The verb lemma of a lowercase word when WordNet reads it mainly as a verb, else None."""
-    wn = _wordnet()
-    lemma = wn.morphy(word, wn.VERB)
-    if lemma is None:
-        return None
-    other = sum(len(wn.synsets(word, pos)) for pos in (wn.NOUN, wn.ADJ))
-    return lemma if len(wn.synsets(word, wn.VERB)) >= other else None
-
-
-@cache
-def _wordnet_antonym(lemma: str) -> str | None:
-    """The first one-word antonym of a verb lemma over its WordNet senses (most frequent first)."""
-    wn = _wordnet()
-    for synset in wn.synsets(lemma, wn.VERB):
-        for entry in synset.lemmas():
-            if entry.name() == lemma:
-                names = [a.name() for a in entry.antonyms() if "_" not in a.name()]
-                if names:
-                    return names[0]
-    return None
-
-
-def _from_wordnet(cap: _Caption, table: _Table) -> str | None:
-    for i, word in enumerate(cap.lower):
-        lemma = verb_lemma(word)
-        if lemma is None or lemma in table.no_antonym:
-            continue
-        form = _form(word, lemma)
-        antonym = _wordnet_antonym(lemma)
-        if antonym is not None and cap.verb_position(i, form):
-            return cap.replace([(i, i + 1, verb_forms(antonym, table.irregular)[form])])
-    return None
-
-
-def _blamed_verb(cap: _Caption, table: _Table) -> tuple[str | None, bool]:
-    """The first verb of the caption (a lemma) and whether it is listed as having no antonym."""
-    lemmas = [verb_lemma(w) for w in cap.lower]
-    lemmas = [m if m and cap.verb_position(i, _form(w, m)) else None for i, (w, m) in enumerate(zip(cap.lower, lemmas))]
-    listed = next((lemma for lemma in lemmas if lemma in table.no_antonym), None)
-    if listed is not None:
-        return listed, True
-    return next((lemma for lemma in lemmas if lemma is not None), None), False
 
 
 def action_antonym(caption: str, *, objects: tuple[str, ...] | list[str] = ()) -> AntonymResult:
-    """The caption with one action expression replaced by its antonym; `objects` are never touched."""
+    """The caption with its action expressions replaced by their antonyms; `objects` are never touched.
+
+    Returns the new text, or None with the reason and the verb blamed (`word`, a lemma).
+    """
     table = _table()
     cap = _Caption(caption, tuple(objects))
-    text = _curated(cap, table.phrases, table) or _curated(cap, table.verbs, table) or _from_wordnet(cap, table)
+    text = _phrase(cap, table)
     if text is not None:
         return AntonymResult(text, None)
-    verb, listed = _blamed_verb(cap, table)
-    if listed:
-        return AntonymResult(None, f"'{verb}' has no sensible antonym", verb)
-    return AntonymResult(None, "no action word with a known antonym", verb)
+    segments: list[tuple[int, int, str]] = []
+    blame: tuple[str, str] | None = None
+    first_verb: str | None = None
+    i = 0
+    while i < len(cap.words):
+        # A clause of its own, or a purpose "to" ("opens the box to take the pen"), ends the action.
+        if cap.free[i] and (cap.lower[i] in BOUNDARIES or cap.lower[i] == "to") and segments:
+            break
+        edit = None
+        for lemma, form in verb_readings(cap.lower[i]):
+            if not verb_position(cap.lower, cap.free, i, form):
+                continue
+            first_verb = first_verb or lemma
+            edit = _verb_edit(cap, i, lemma, form, table)
+            if isinstance(edit, str):
+                blame = blame or (lemma, edit)
+            if edit is not None:
+                break
+        if isinstance(edit, _Edit):
+            segments += edit.segments
+            i = edit.used.stop
+        else:
+            i += 1
+    if segments:
+        return AntonymResult(cap.replace(segments), None)
+    if blame is not None:
+        return AntonymResult(None, blame[1], blame[0])
+    return AntonymResult(None, "no action word with a known antonym", first_verb)

@@ -1,52 +1,36 @@
-"""English verb inflection: the five forms of a verb, and copying capitalisation."""
+"""English verb inflection through lemminflect: a word's verb lemmas and form, a lemma's five forms, and
+copying capitalisation."""
 
 from __future__ import annotations
 
-import re
+from functools import cache
 
 FORMS: tuple[str, ...] = ("base", "s", "ing", "past", "pp")
-
-_VOWELS = "aeiou"
-# One vowel group ending consonant-vowel-consonant ("put", "zip", "drop"): the final consonant doubles.
-_DOUBLING = re.compile(r"^[^aeiou]*[aeiou][^aeiouwxy]$")
+# Penn Treebank tags of each form, in lemminflect's spelling.
+_TAGS: dict[str, str] = {"base": "VB", "s": "VBZ", "ing": "VBG", "past": "VBD", "pp": "VBN"}
 
 
-def _doubles(lemma: str) -> bool:
-    return bool(_DOUBLING.match(lemma)) or (lemma.startswith("un") and bool(_DOUBLING.match(lemma[2:])))
+@cache
+def verb_forms(lemma: str) -> dict[str, str]:
+    """The base, third-person, -ing, past and past-participle forms of a lowercase verb lemma
+    (lemminflect's first spelling; its rules for words outside its lexicon)."""
+    from lemminflect import getInflection
+
+    return {form: (getInflection(lemma, tag) or (lemma,))[0] for form, tag in _TAGS.items()}
 
 
-def _third_person(lemma: str) -> str:
-    if lemma.endswith(("s", "x", "z", "ch", "sh", "o")):
-        return lemma + "es"
-    if lemma.endswith("y") and len(lemma) > 1 and lemma[-2] not in _VOWELS:
-        return lemma[:-1] + "ies"
-    return lemma + "s"
+@cache
+def verb_readings(word: str) -> tuple[tuple[str, str], ...]:
+    """Every (lemma, form) a lowercase word can be as a verb of lemminflect's lexicon, e.g.
+    "lay" -> (("lie", "past"), ("lay", "base")); empty for words it does not know as verbs."""
+    from lemminflect import getAllLemmas
 
-
-def _regular_past(lemma: str) -> str:
-    if lemma.endswith("e"):
-        return lemma + "d"
-    if lemma.endswith("y") and len(lemma) > 1 and lemma[-2] not in _VOWELS:
-        return lemma[:-1] + "ied"
-    if _doubles(lemma):
-        return lemma + lemma[-1] + "ed"
-    return lemma + "ed"
-
-
-def _gerund(lemma: str) -> str:
-    if lemma.endswith("ie"):
-        return lemma[:-2] + "ying"
-    if lemma.endswith("e") and not lemma.endswith(("ee", "ye", "oe")) and len(lemma) > 2:
-        return lemma[:-1] + "ing"
-    if _doubles(lemma):
-        return lemma + lemma[-1] + "ing"
-    return lemma + "ing"
-
-
-def verb_forms(lemma: str, irregular: dict[str, tuple[str, str]]) -> dict[str, str]:
-    """The base, third-person, -ing, past and past-participle forms of a lowercase verb lemma."""
-    past, pp = irregular.get(lemma) or (_regular_past(lemma),) * 2
-    return {"base": lemma, "s": _third_person(lemma), "ing": _gerund(lemma), "past": past, "pp": pp}
+    readings = []
+    for lemma in getAllLemmas(word, "VERB").get("VERB", ()):
+        form = next((f for f, spelled in verb_forms(lemma).items() if spelled == word), None)
+        if form is not None:
+            readings.append((lemma, form))
+    return tuple(readings)
 
 
 def match_case(source: str, text: str) -> str:
