@@ -18,9 +18,10 @@ from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
 from paxion.retrieval.tasks import run_task
 from paxion.synth.world import write_world
+from paxion.models.patched import count_parameters, load_model
+from paxion.scoring import load_scorer
+from paxion.trainer.config import TrainConfig
 from paxion.trainer.evaluate import actionbench
-from paxion.trainer.models import count_parameters
-from paxion.trainer.scoring import load_model, load_scorer
 from paxion.trainer.train import train
 
 
@@ -142,13 +143,14 @@ class Study:
                 if event["event"] == "step":
                     advance(1)
 
-            train(self.cache_dir, self.run_dir(name), model=kind, objective=objective, text=text, epochs=epochs,
-                  init=None if init is None else self.run_dir(init), seed=self.plan.seed, device=self.device,
-                  resume=True, eval_split=None, progress=on_event)
-            return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt"))}
+            options = {"model": kind, "objective": objective, "text": text, "epochs": epochs, "seed": self.plan.seed,
+                       "eval_split": None, "init": None if init is None else self.run_dir(init)}
+            train(self.cache_dir, self.run_dir(name), options=options, device=self.device, resume=True,
+                  progress=on_event)
+            return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt")[0])}
 
         cache = Cache(self.cache_dir)
-        batch = min(64, cache.num_clips("train"))
+        batch = min(TrainConfig.builtin_world().batch_size, cache.num_clips("train"))
         return self.stage(f"train/{name}", work, epochs * (cache.num_clips("train") // batch))
 
     def actionbench(self, name: str, run: str | None) -> dict:
@@ -156,7 +158,7 @@ class Study:
         cache = Cache(self.cache_dir)
         scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
         return self.stage(f"actionbench/{name}", lambda advance: actionbench(
-            scorer, cache, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
+            cache, scorer, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
 
     def retrieval(self, name: str, task: str, run: str | None) -> dict:
         """One retrieval task of the backbone (run None) or of a trained run on the validation split."""
