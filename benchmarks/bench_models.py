@@ -10,10 +10,10 @@ import time
 import torch
 
 from paxion.device import resolve_device
-from paxion.trainer.losses import objective_loss
 from paxion.models.patched import MODEL_KINDS, build_model, count_parameters, format_parameters
 from paxion.scoring import ModelScorer
 from paxion.trainer.config import TrainConfig
+from paxion.trainer.losses import objective_loss
 
 
 def _timed(fn, repeats: int, device: torch.device) -> float:

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from model_fakes import make_model
 
 from paxion.errors import PaxionError

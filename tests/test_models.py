@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from paxion.errors import PaxionError
 from model_fakes import make_model
 
+from paxion.errors import PaxionError
 from paxion.models.layers import CrossAttention, KnowledgeFuser, KPPerceiver, KPTransformer, SideTuning
 from paxion.models.patched import PatchedModel, count_parameters, format_parameters, load_model, save_model
 from paxion.scoring import BackboneScorer, ModelScorer, similarity

@@ -1,6 +1,7 @@
 """Downstream tasks and `paxion retrieve` on a tiny real cache, checked against dense NumPy references."""
 
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -180,3 +181,9 @@ def test_cli_errors_are_one_line(cache_dir, monkeypatch, capsys, args, message):
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_retrieval_imports_nothing_from_the_trainer():
+    code = "import sys, paxion.retrieval.tasks; print(sorted(m for m in sys.modules if m.startswith('paxion.trainer')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -105,11 +105,11 @@ def test_init_copies_the_patcher_and_checks_its_kind(cache_dir, tmp_path):
     source = load_model(tmp_path / "kp" / "model.pt")[0].patcher().state_dict()
     assert all(torch.equal(source[k], v) for k, v in fused.patcher().state_dict().items())
     with pytest.raises(PaxionError, match="patcher"):
-        train(cache_dir, tmp_path / "tf", options=dict(batch_size=32, model="kp-transformer", init=tmp_path / "kp"),
+        train(cache_dir, tmp_path / "tf", options={"batch_size": 32, "model": "kp-transformer", "init": tmp_path / "kp"},
               device="cpu")
     # the patcher options come from the --init run, not from the preset
-    summary = train(cache_dir, tmp_path / "px", options=dict(model="paxion", init=tmp_path / "kp", batch_size=32,
-                                                             lr=1e-2, epochs=1), device="cpu")
+    summary = train(cache_dir, tmp_path / "px", options={"model": "paxion", "init": tmp_path / "kp", "batch_size": 32,
+                                                             "lr": 1e-2, "epochs": 1}, device="cpu")
     assert summary["eval"]["aa"]["n"] == 96
     assert load_model(tmp_path / "px" / "model.pt")[0].options == TrainConfig.paper(**SMALL).model_options()
 

@@ -16,10 +16,10 @@ from paxion.cache.reader import Cache
 from paxion.device import resolve_device
 from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
-from paxion.retrieval.tasks import run_task
-from paxion.synth.world import write_world
 from paxion.models.patched import count_parameters, load_model
+from paxion.retrieval.tasks import run_task
 from paxion.scoring import load_scorer
+from paxion.synth.world import write_world
 from paxion.trainer.config import TrainConfig
 from paxion.trainer.evaluate import actionbench
 from paxion.trainer.train import train
@@ -36,7 +36,8 @@ class DemoPlan:
     seed: int = 0
 
 
-FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=12, downstream_epochs=5)
+# The full study trains its patchers with the built-in world's preset as it is (TrainConfig.builtin_world()).
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=TrainConfig.builtin_world().epochs, downstream_epochs=5)
 QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).

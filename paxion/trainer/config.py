@@ -51,7 +51,7 @@ def _field(default: Any, help: str, source: str, *, world: Any = dataclasses.MIS
 class TrainConfig:
     """The settings of one training run. The class defaults are the paper preset (the official code's values).
 
-    Build one with `TrainConfig.paper(**changes)` or `TrainConfig.builtin_world(**changes)`; `fields_help()`
+    Build one with `TrainConfig.paper(**changes)` or `TrainConfig.builtin_world(**changes)`; `field_help(name)`
     documents every field. `batch_size` is the global batch (split over torchrun processes).
     """
 
@@ -167,8 +167,10 @@ def field_help(name: str) -> str:
 
 
 def _show(value: Any) -> str:
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}" \
-        if isinstance(value, float) else str(value)
+    """A value as the help writes it: none, true / false, floats in short form."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def resolve_config(*, builtin_world: bool, given: Mapping[str, Any], init_config: Mapping[str, Any] | None = None

@@ -17,7 +17,7 @@ from paxion.cache.loader import CacheLoader, parse_bytes
 from paxion.cache.reader import Cache
 from paxion.device import resolve_device
 from paxion.errors import PaxionError
-from paxion.models.patched import PatchedModel, count_parameters, load_model, build_model, save_model
+from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
 from paxion.scoring import load_scorer
 from paxion.trainer import distributed
 from paxion.trainer.config import TEXT_KEYS, TrainConfig, resolve_config
