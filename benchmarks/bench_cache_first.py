@@ -31,9 +31,11 @@ from paxion.device import resolve_device
 from paxion.extract.backbones.toy import ToyConfig
 from paxion.extract.pipeline import extract
 from paxion.extract.video import read_frames
-from paxion.trainer.models import KPPerceiver
-from paxion.trainer.scoring import build_model
-from paxion.trainer.train import WORLD_MODEL_OPTIONS
+from paxion.models.layers import KPPerceiver
+from paxion.models.patched import build_model
+from paxion.trainer.config import TrainConfig
+
+WORLD = TrainConfig.builtin_world()
 
 EPOCHS = (1, 10, 40)
 LABEL_FIELDS = ("caption_idx", "template_idx", "aa_idx", "salient")
@@ -152,7 +154,7 @@ def print_estimates(measured_epoch_ratio: dict[str, float], frames: int) -> None
     toy = vit_forward_flops(layers=toy_cfg.layers, width=toy_cfg.width, mlp=4 * toy_cfg.width,
                             tokens=toy_cfg.grid**2 + 1, patch=toy_cfg.patch)
     toy_kp = patcher_train_flops(tokens=frames * (toy_cfg.grid**2 + 1), token_dim=toy_cfg.width,
-                                 dim=toy_cfg.embed_dim, options=WORLD_MODEL_OPTIONS["kp-perceiver"])
+                                 dim=toy_cfg.embed_dim, options=WORLD.model_options())
     print(f"\nFLOPs estimate ({frames} frames; per-step = backbone on clip + reversal every epoch, "
           "cache-first = one frame-wise pass once):")
     print("| backbone | backbone GFLOPs/frame | backbone GFLOPs/clip per step (x2) | patcher train GFLOPs/clip | "
@@ -208,8 +210,7 @@ def main() -> None:
     trainers = {}
     for name, (batches, backbone_entry) in feeds.items():
         torch.manual_seed(0)
-        model = build_model("kp-perceiver", backbone=backbone_entry, frames=args.frames,
-                            **WORLD_MODEL_OPTIONS["kp-perceiver"]).to(device)
+        model = build_model(WORLD.to_dict(), backbone=backbone_entry, frames=args.frames).to(device)
         trainers[name] = (batches, model, loader.text_emb, torch.optim.AdamW(model.parameters(), lr=1e-5))
         timed_rate(*trainers[name], steps=2)  # warm-up
     rates = {name: 0.0 for name in trainers}

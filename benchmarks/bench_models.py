@@ -10,9 +10,10 @@ import time
 import torch
 
 from paxion.device import resolve_device
+from paxion.models.patched import MODEL_KINDS, build_model, count_parameters, format_parameters
+from paxion.scoring import ModelScorer
+from paxion.trainer.config import TrainConfig
 from paxion.trainer.losses import objective_loss
-from paxion.trainer.models import count_parameters, format_parameters
-from paxion.trainer.scoring import MODEL_KINDS, ModelScorer, build_model
 
 
 def _timed(fn, repeats: int, device: torch.device) -> float:
@@ -32,7 +33,7 @@ def measure(model, eval_batch: dict, train_batch: dict, text_emb: torch.Tensor, 
             device: torch.device) -> tuple[float, float]:
     """Scoring clips/s (clip and reversed clip) and AdamW training steps/s of one model."""
     scorer = ModelScorer(model)
-    score_s = _timed(lambda: scorer.encode_videos(eval_batch, reverse=True), repeats, device)
+    score_s = _timed(lambda: scorer.encode_video(eval_batch, reverse=True), repeats, device)
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
@@ -74,7 +75,7 @@ def main() -> None:
     text_emb = torch.randn(1000, args.dim, device=device)
     print(f"device {device}, T={args.frames} N={args.tokens} D={args.token_dim} d={args.dim}")
     for kind in MODEL_KINDS:
-        model = build_model(kind, backbone=backbone, frames=args.frames).to(device)
+        model = build_model(TrainConfig.paper(model=kind).to_dict(), backbone=backbone, frames=args.frames).to(device)
         clips_s, steps_s = measure(model, eval_batch, train_batch, text_emb, repeats=args.repeats, device=device)
         params = format_parameters(count_parameters(model), backbone["num_params"])
         print(f"{kind:15s} params {params:>14s}  scoring {clips_s:9.1f} clips/s  "

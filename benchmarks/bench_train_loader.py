@@ -22,7 +22,8 @@ from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.writer import ShardWriter, write_texts
 from paxion.device import resolve_device
-from paxion.trainer.scoring import build_model
+from paxion.models.patched import build_model
+from paxion.trainer.config import TrainConfig
 from paxion.trainer.train import train_step
 
 FRAMES, TOKENS, WIDTH, DIM, TEXTS = 8, 37, 96, 64, 400
@@ -78,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_random_cache(Path(tmp), clips=args.clips, shard_size=args.shard_size)
         cache = Cache(tmp)
-        model = build_model("kp-perceiver", backbone=cache.manifest["backbone"], frames=FRAMES).to(device)
+        model = build_model(TrainConfig.paper().to_dict(), backbone=cache.manifest["backbone"], frames=FRAMES).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
         feeds = {
             "resident": CacheLoader(cache, batch_size=args.batch_size, device=device, drop_last=True),

@@ -378,13 +378,35 @@ def cache_verify(root: str) -> None:
 
 # ---- train / eval ----
 
-def _memory_budget(ctx: click.Context, param: click.Parameter, value: str) -> int:
+def _memory_budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     from paxion.cache.loader import parse_bytes
 
     try:
-        return parse_bytes(value)
+        return None if value is None else parse_bytes(value)
     except PaxionError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _train_config_options(command):
+    """One option per TrainConfig field, its type, bounds and help (defaults, sources) taken from the field."""
+    import dataclasses
+
+    from paxion.trainer.config import TrainConfig, field_help
+
+    special = {"init": {"type": click.Path(exists=True, file_okay=False)}, "memory_budget": {"callback": _memory_budget}}
+    for f in reversed(dataclasses.fields(TrainConfig)):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        kwargs = {"default": None, "help": field_help(f.name)}
+        if isinstance(f.default, bool):
+            flag = f"{flag}/--no-{flag[2:]}"
+        elif meta["choices"] is not None:
+            kwargs["type"] = click.Choice(meta["choices"])
+        elif isinstance(f.default, int) and f.name not in special:
+            kwargs["type"] = int if meta["minimum"] is None else click.IntRange(min=meta["minimum"])
+        elif isinstance(f.default, float):
+            kwargs["type"] = click.FloatRange(min=meta["minimum"], min_open=meta["open_minimum"])
+        command = click.option(flag, f.name, **(kwargs | special.get(f.name, {})))(command)
+    return command
 
 
 @cli.command("train")
@@ -392,59 +414,24 @@ def _memory_budget(ctx: click.Context, param: click.Parameter, value: str) -> in
               help="Feature cache directory written by `paxion extract`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write: config.json, metrics.jsonl, checkpoint.pt (every epoch), model.pt.")
-@click.option("--model", default="kp-perceiver", show_default=True,
-              type=click.Choice(["kp-perceiver", "kp-transformer", "paxion", "side-tuning"]),
-              help="kp-* = a Knowledge Patcher alone; paxion = KP-Perceiver + Knowledge Fuser; side-tuning = "
-                   "KP-Perceiver + Side-Tuning.")
-@click.option("--objective", default="vtc+dvdm", show_default=True, type=click.Choice(["vtc", "vtc+dvdm"]),
-              help="vtc = video-text contrastive only; vtc+dvdm adds VAC (antonym captions) and ATM (reversal).")
-@click.option("--init", "init", type=click.Path(exists=True, file_okay=False),
-              help="Start the patcher from this run's model (its patcher kind must match), e.g. train paxion "
-                   "from a KP-Perceiver run, or continue a KP run (FT).")
-@click.option("--text", default="label", show_default=True, type=click.Choice(["label", "template"]),
-              help="Train on the clip's caption (label) or its object-hidden template; template turns VAC off.")
-@click.option("--epochs", type=click.IntRange(min=1),
-              help="Epochs [default: 1; built-in world 40].")
-@click.option("--batch-size", type=click.IntRange(min=1),
-              help="Global batch (split over torchrun processes) [default: 32; built-in world 64].")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-              help="AdamW learning rate [default: 1e-5; built-in world 2e-3].")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="AdamW weight decay [default: 0.05].")
-@click.option("--schedule", type=click.Choice(["constant", "cosine"]),
-              help="Learning-rate schedule per step [default: constant; built-in world cosine].")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the initial weights and batch order.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="auto = CUDA when available, else CPU.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same settings).")
-@click.option("--atm-weight", default=0.4, show_default=True, type=click.FloatRange(min=0),
-              help="Weight of the ATM loss in vtc+dvdm.")
-@click.option("--no-vac", is_flag=True, help="Leave out VAC (antonym captions as extra negatives).")
-@click.option("--saliency/--no-saliency", default=None,
-              help="ATM only on clips with a salient state change (Appendix C), or on every clip "
-                   "[default: --saliency; built-in world --no-saliency].")
-@click.option("--memory-budget", default="2GB", show_default=True, callback=_memory_budget,
-              help="A split whose features fit this size (e.g. 512MB, 8GiB; tokens count 2 bytes per value, as float16) stays resident on the device; "
-                   "a larger one is streamed shard by shard.")
-@click.option("--split", default="train", show_default=True, help="Cache split to train on.")
-@click.option("--eval-split", default="validation", show_default=True,
-              help="Split scored on ActionBench at the end (skipped when the cache lacks it, or 'none').")
-def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init: str | None, text: str,
-                  epochs: int | None, batch_size: int | None, lr: float | None, weight_decay: float | None,
-                  schedule: str | None, seed: int, device: str, resume: bool, atm_weight: float, no_vac: bool,
-                  saliency: bool | None, memory_budget: int, split: str, eval_split: str) -> None:
+@_train_config_options
+def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **given) -> None:
     """Train a Knowledge Patcher (or PAXION / Side-Tuning) on cached backbone features.
 
     \b
-    Defaults are the paper's (AdamW, lr 1e-5, weight decay 0.05, batch 32, one epoch, constant lr). On the
-    built-in world (the cache says so) they are lr 2e-3, batch 64, 12 epochs, cosine decay, ATM on every
-    clip and a 4 x 32-head patcher: the world is tiny and its toy backbone small (see
-    paxion/trainer/train.py for why). With --init the patcher's sizes come from that run. An option you
-    give always wins.
+    Defaults are the official code's (AdamW, lr 1e-5, weight decay 0.05, global batch 64, one epoch, constant lr,
+    frame-embedding dropout 0.1, no token position embedding); each option says where its value comes from. On the
+    built-in world (the cache says so) some differ, as each option says (see paxion/trainer/config.py for why).
+    With --init the patcher options come from that run. An option you give always wins. The run's config.json
+    holds every value it used.
     Data-parallel: torchrun --nproc-per-node 2 -m paxion train ... (rank 0 writes the files).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from paxion.trainer.models import format_parameters
+    from paxion.models.patched import format_parameters
     from paxion.trainer.train import train
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -478,11 +465,10 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
             console.print(f"scoring ActionBench on {event['split']} ({event['clips']} clips)")
 
     try:
-        summary = train(cache_dir, out_dir, model=model, objective=objective, init=init, text=text, epochs=epochs,
-                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule, seed=seed,
-                        device=device, resume=resume, atm_weight=atm_weight, vac=not no_vac,
-                        saliency=saliency, memory_budget=memory_budget, split=split,
-                        eval_split=None if eval_split == "none" else eval_split, progress=show)
+        options = {name: value for name, value in given.items() if value is not None}
+        if options.get("eval_split") == "none":
+            options["eval_split"] = None
+        summary = train(cache_dir, out_dir, options=options, device=device, resume=resume, progress=show)
     finally:
         bar.stop()
     if summary["rank"] != 0:
@@ -493,7 +479,7 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
     if summary["eval"] is not None:
         scores = "  ".join(f"{task.upper()} {row['accuracy']:.1f} (n={row['n']})"
                            for task, row in summary["eval"].items() if row["accuracy"] is not None)
-        console.print(f"{eval_split}: {scores}")
+        console.print(f"{summary['eval_split']}: {scores}")
     console.print(f"wrote {out_dir}/model.pt, config.json, metrics.jsonl")
 
 
@@ -523,8 +509,8 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
 
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
+    from paxion.scoring import check_split, load_scorer
     from paxion.trainer.evaluate import actionbench
-    from paxion.trainer.scoring import check_split, load_scorer
 
     if (run_dir is not None) == backbone_only:
         raise click.UsageError("give exactly one of --run RUN_DIR and --backbone-only")
@@ -533,7 +519,7 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     scorer = load_scorer(cache, run_dir, device=torch_device)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task(f"scoring {split}", total=check_split(cache, split))
-        result = actionbench(scorer, cache, split, batch_size=batch_size, device=torch_device,
+        result = actionbench(cache, scorer, split, batch_size=batch_size, device=torch_device,
                              progress=lambda k: bar.advance(task, k))
     table = Table(title=f"ActionBench on {split}: {run_dir or 'backbone'}")
     for column in ("task", "accuracy %", "n", "95% CI"):
@@ -603,7 +589,7 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
     from paxion.retrieval.tasks import read_classes, run_task
-    from paxion.trainer.scoring import load_scorer
+    from paxion.scoring import load_scorer
 
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)

@@ -13,8 +13,8 @@ from paxion.errors import PaxionError
 from paxion.trainer.distributed import context_from_env
 from paxion.trainer.train import train
 
-OPTIONS = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "schedule": "cosine", "eval_split": None, "device": "cpu",
-           "model_options": {"num_latents": 4, "heads": 2, "dim_head": 16}}
+OPTIONS = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "schedule": "cosine", "eval_split": None, "num_latents": 4,
+           "heads": 2, "dim_head": 16, "time_pos_dropout": 0.0}
 
 
 def _free_port() -> int:
@@ -27,7 +27,7 @@ def _worker(rank: int, world_size: int, port: int, cache_dir: str, out_dir: str)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    train(cache_dir, out_dir, **OPTIONS)
+    train(cache_dir, out_dir, options=OPTIONS, device="cpu")
 
 
 def _losses(run_dir):
@@ -36,7 +36,7 @@ def _losses(run_dir):
 
 def test_two_processes_match_one(tmp_path):
     cache_dir = make_cache(tmp_path / "cache", clips={"train": 64})
-    train(cache_dir, tmp_path / "single", **OPTIONS)
+    train(cache_dir, tmp_path / "single", options=OPTIONS, device="cpu")
     mp.spawn(_worker, args=(2, _free_port(), str(cache_dir), str(tmp_path / "ddp")), nprocs=2)
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert _losses(tmp_path / "ddp") == pytest.approx(_losses(tmp_path / "single"), rel=1e-5)
@@ -53,7 +53,7 @@ def test_environment_and_batch_split_are_checked(tmp_path, monkeypatch):
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (1, 2, 1, False)
     cache_dir = make_cache(tmp_path / "cache", clips={"train": 40})
     with pytest.raises(PaxionError, match="split evenly"):
-        train(cache_dir, tmp_path / "run", **dict(OPTIONS, batch_size=33))
+        train(cache_dir, tmp_path / "run", options=dict(OPTIONS, batch_size=33), device="cpu")
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(PaxionError, match="torchrun"):
         context_from_env()

@@ -7,12 +7,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from model_fakes import make_model
 from tiny_cache import make_cache
 
 from paxion import cli as cli_module
 from paxion.errors import CacheError
-from paxion.trainer.evaluate import actionbench, pair_credit, wilson_interval
-from paxion.trainer.scoring import BackboneScorer, ModelScorer, build_model, encode_split, load_scorer, save_model
+from paxion.models.patched import save_model
+from paxion.scoring import BackboneScorer, ModelScorer, encode_split, load_scorer
+from paxion.stats import wilson_interval
+from paxion.trainer.config import TrainConfig
+from paxion.trainer.evaluate import actionbench, pair_credit
 
 T, N, D, DIM = 2, 3, 4, 3
 TEXT_EMB = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
@@ -73,7 +77,7 @@ def test_wilson_interval_by_hand():
 
 @pytest.mark.parametrize("batch_size", [1, 3, 256])
 def test_actionbench_counts_on_a_fake_frame_wise_cache(batch_size):
-    result = actionbench(BackboneScorer(temporal=False), FakeCache(), batch_size=batch_size)
+    result = actionbench(FakeCache(), BackboneScorer(temporal=False), batch_size=batch_size)
     assert result["aa"]["n"] == 3 and result["aa"]["accuracy"] == pytest.approx(100 * 1.5 / 3)
     assert result["or"]["n"] == 3 and result["or"]["accuracy"] == pytest.approx(100 * 2.5 / 3)
     # a frame-wise backbone cannot tell a clip from its reversal: every VR pair is a tie
@@ -81,30 +85,30 @@ def test_actionbench_counts_on_a_fake_frame_wise_cache(batch_size):
 
 
 def test_actionbench_uses_stored_reversals_of_temporal_caches():
-    result = actionbench(BackboneScorer(temporal=True), FakeCache(temporal=True))
+    result = actionbench(FakeCache(temporal=True), BackboneScorer(temporal=True))
     assert result["vr"]["n"] == 4 and result["vr"]["accuracy"] == pytest.approx(100 * 1.5 / 4)
 
 
 def test_task_without_pairs_has_no_accuracy():
     cache = FakeCache()
     cache.data["aa_idx"][:] = -1
-    result = actionbench(BackboneScorer(temporal=False), cache)
+    result = actionbench(cache, BackboneScorer(temporal=False))
     assert result["aa"] == {"accuracy": None, "n": 0, "ci95": None}
     with pytest.raises(CacheError, match="no split 'test'"):
-        actionbench(BackboneScorer(temporal=False), cache, "test")
+        actionbench(cache, BackboneScorer(temporal=False), "test")
 
 
 def test_load_scorer_checks_the_backbone_and_scores_a_run(tmp_path):
     cache = FakeCache()
     assert isinstance(load_scorer(cache, None), BackboneScorer)
-    model = build_model("kp-perceiver", backbone=cache.manifest["backbone"], frames=T, num_latents=5)
-    save_model(model, tmp_path / "model.pt")
+    model = make_model("kp-perceiver", backbone=cache.manifest["backbone"], frames=T, num_latents=5)
+    save_model(model, tmp_path / "model.pt", config=TrainConfig.paper(num_latents=5).to_dict())
     scorer = load_scorer(cache, tmp_path, device="cpu")
-    assert isinstance(scorer, ModelScorer) and scorer.logit_scale == pytest.approx(1 / 0.07, rel=1e-5)
-    videos = encode_split(scorer, cache, "validation", batch_size=3)
+    assert isinstance(scorer, ModelScorer) and scorer.scale == pytest.approx(1 / 0.07, rel=1e-5)
+    videos = encode_split(cache, scorer, "validation", batch_size=3)
     assert videos.shape == (4, 5, DIM) and videos.dtype == np.float32
     assert np.allclose(np.linalg.norm(videos, axis=-1), 1, atol=1e-5)
-    result = actionbench(scorer, cache)
+    result = actionbench(cache, scorer)
     assert [result[t]["n"] for t in ("aa", "vr", "or")] == [3, 4, 3]
     with pytest.raises(CacheError, match="trained on backbone features h1"):
         load_scorer(FakeCache(config_hash="other"), tmp_path)

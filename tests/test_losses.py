@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from model_fakes import make_model
 
 from paxion.errors import PaxionError
 from paxion.trainer.losses import atm_loss, objective_loss, vtc_loss
-from paxion.trainer.scoring import build_model
 
 # Hand computations below use scale 1 and label smoothing 0.1, so with C candidates a single positive gets
 # target 0.9 + 0.1 / C and every other candidate 0.1 / C; loss of a row = logsumexp(logits) - targets . logits.
@@ -94,7 +94,7 @@ def _batch(b=4, n_text=10):
 
 
 def test_objective_loss_parts():
-    model = build_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4)
+    model = make_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4, time_pos_dropout=0.0)
     batch, text_emb = _batch()
     loss, parts = objective_loss(model, batch, text_emb)
     assert parts["vac_candidates"] == 4 + 3  # one clip has no antonym
@@ -115,7 +115,7 @@ def test_objective_loss_parts():
 
 
 def test_vac_has_two_b_candidates_when_every_clip_has_an_antonym():
-    model = build_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4)
+    model = make_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4, time_pos_dropout=0.0)
     batch, text_emb = _batch()
     batch["aa_idx"] = torch.tensor([4, 5, 6, 7])
     _, parts = objective_loss(model, batch, text_emb)
@@ -125,7 +125,7 @@ def test_vac_has_two_b_candidates_when_every_clip_has_an_antonym():
 def test_gather_builds_the_global_batch():
     # a "gather" that duplicates every tensor (two ranks holding the same clips) must give the loss of the
     # concatenated batch computed in one process
-    model = build_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4)
+    model = make_model("kp-perceiver", backbone=BACKBONE, frames=4, heads=2, dim_head=4, time_pos_dropout=0.0)
     batch, text_emb = _batch()
     gathered, _ = objective_loss(model, batch, text_emb, gather=lambda t: torch.cat([t, t]))
     doubled = {k: torch.cat([v, v]) for k, v in batch.items()}

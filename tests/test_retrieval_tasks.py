@@ -1,6 +1,7 @@
 """Downstream tasks and `paxion retrieve` on a tiny real cache, checked against dense NumPy references."""
 
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from paxion.cache.writer import ShardWriter
 from paxion.errors import CacheError, PaxionError
 from paxion.retrieval.metrics import ensemble_probabilities
 from paxion.retrieval.tasks import run_task
-from paxion.trainer.scoring import BackboneScorer
+from paxion.scoring import BackboneScorer
 
 TEMPLATES = [f"template {a}" for a in range(4)]
 
@@ -75,7 +76,7 @@ def test_temporal_task_restricts_videos_and_texts(cache_dir, tmp_path):
 class _ProjectedScorer:
     """A stand-in trained model: the pooled embedding through a fixed random matrix, temperature 1/100."""
 
-    logit_scale = 100.0
+    scale = 100.0
 
     def __init__(self, dim):
         self.matrix = torch.from_numpy(np.random.default_rng(3).normal(size=(dim, dim)))
@@ -83,11 +84,11 @@ class _ProjectedScorer:
     def video_fields(self, *, reverse=False):
         return ("pooled",)
 
-    def encode_videos(self, batch, *, reverse=False):
+    def encode_video(self, batch, *, reverse=False):
         out = batch["pooled"].double() @ self.matrix
         return (out / out.norm(dim=-1, keepdim=True))[:, None].float()
 
-    def encode_texts(self, text_emb):
+    def encode_text(self, text_emb):
         return text_emb / text_emb.norm(dim=-1, keepdim=True)
 
 
@@ -180,3 +181,9 @@ def test_cli_errors_are_one_line(cache_dir, monkeypatch, capsys, args, message):
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_retrieval_imports_nothing_from_the_trainer():
+    code = "import sys, paxion.retrieval.tasks; print(sorted(m for m in sys.modules if m.startswith('paxion.trainer')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from paxion.trainer.models import format_parameters
+from paxion.models.patched import format_parameters
 
 TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
 RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t"), ("temporal", "v2t"))

@@ -16,11 +16,12 @@ from paxion.cache.reader import Cache
 from paxion.device import resolve_device
 from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
+from paxion.models.patched import count_parameters, load_model
 from paxion.retrieval.tasks import run_task
+from paxion.scoring import load_scorer
 from paxion.synth.world import write_world
+from paxion.trainer.config import TrainConfig
 from paxion.trainer.evaluate import actionbench
-from paxion.trainer.models import count_parameters
-from paxion.trainer.scoring import load_model, load_scorer
 from paxion.trainer.train import train
 
 
@@ -35,7 +36,8 @@ class DemoPlan:
     seed: int = 0
 
 
-FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=12, downstream_epochs=5)
+# The full study trains its patchers with the built-in world's preset as it is (TrainConfig.builtin_world()).
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=TrainConfig.builtin_world().epochs, downstream_epochs=5)
 QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).
@@ -142,13 +144,14 @@ class Study:
                 if event["event"] == "step":
                     advance(1)
 
-            train(self.cache_dir, self.run_dir(name), model=kind, objective=objective, text=text, epochs=epochs,
-                  init=None if init is None else self.run_dir(init), seed=self.plan.seed, device=self.device,
-                  resume=True, eval_split=None, progress=on_event)
-            return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt"))}
+            options = {"model": kind, "objective": objective, "text": text, "epochs": epochs, "seed": self.plan.seed,
+                       "eval_split": None, "init": None if init is None else self.run_dir(init)}
+            train(self.cache_dir, self.run_dir(name), options=options, device=self.device, resume=True,
+                  progress=on_event)
+            return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt")[0])}
 
         cache = Cache(self.cache_dir)
-        batch = min(64, cache.num_clips("train"))
+        batch = min(TrainConfig.builtin_world().batch_size, cache.num_clips("train"))
         return self.stage(f"train/{name}", work, epochs * (cache.num_clips("train") // batch))
 
     def actionbench(self, name: str, run: str | None) -> dict:
@@ -156,7 +159,7 @@ class Study:
         cache = Cache(self.cache_dir)
         scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
         return self.stage(f"actionbench/{name}", lambda advance: actionbench(
-            scorer, cache, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
+            cache, scorer, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
 
     def retrieval(self, name: str, task: str, run: str | None) -> dict:
         """One retrieval task of the backbone (run None) or of a trained run on the validation split."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from paxion.retrieval.index import BLOCK_SCORES, ExactIndex
-from paxion.trainer.evaluate import wilson_interval
+from paxion.stats import wilson_interval
 
 
 def first_hit_ranks(

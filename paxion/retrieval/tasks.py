@@ -11,7 +11,7 @@ import torch
 from paxion.errors import CacheError, PaxionError
 from paxion.retrieval.index import ExactIndex, exact_scores
 from paxion.retrieval.metrics import choice_accuracy, ensemble_probabilities, retrieval_metrics
-from paxion.trainer.scoring import encode_split
+from paxion.scoring import encode_split
 
 RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
@@ -44,13 +44,13 @@ def _read_fields(cache, split: str, task: str, fields: list[str]) -> dict[str, n
         raise CacheError(f"task {task!r} needs the fields {', '.join(fields)}: {exc}") from None
 
 
-def _encode_texts(scorer, cache, text_ids: np.ndarray, *, device, batch_size: int) -> np.ndarray:
+def _encode_texts(cache, scorer, text_ids: np.ndarray, *, device, batch_size: int) -> np.ndarray:
     """Rows `text_ids` of the cache's text table as the scorer's normalised text vectors [n, d] float32."""
     out = []
     with torch.no_grad():
         for start in range(0, len(text_ids), batch_size):
             emb = torch.from_numpy(np.asarray(cache.text_emb[text_ids[start : start + batch_size]], np.float32))
-            out.append(scorer.encode_texts(emb.to(device)).float().cpu().numpy())
+            out.append(scorer.encode_text(emb.to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, cache.text_emb.shape[1]), np.float32)
 
 
@@ -104,13 +104,13 @@ def _clip_keys(cache, split: str, task: str, classes: list[str] | None) -> np.nd
 
 
 def _choice_scores(
-    scorer, cache, split: str, text_ids: np.ndarray, *, device, batch_size: int, progress, stage_name: str
+    cache, scorer, split: str, text_ids: np.ndarray, *, device, batch_size: int, progress, stage_name: str
 ) -> np.ndarray:
     """Scores [n, K] of each clip against its candidate texts (text_ids [n, K], or [K] shared by all clips)."""
     stage = _stage(progress, stage_name, cache.num_clips(split))
-    videos = encode_split(scorer, cache, split, batch_size=batch_size, device=device, progress=stage)
+    videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=stage)
     flat = np.unique(text_ids, return_inverse=True)
-    vectors = _encode_texts(scorer, cache, flat[0], device=device, batch_size=batch_size)[flat[1]]
+    vectors = _encode_texts(cache, scorer, flat[0], device=device, batch_size=batch_size)[flat[1]]
     candidates = vectors.reshape(*text_ids.shape, -1)
     if text_ids.ndim == 1:
         return exact_scores(videos[:, None], candidates[None, :, None])
@@ -151,10 +151,10 @@ def run_task(
     if task in RETRIEVAL_TASKS:
         keys = _clip_keys(cache, split, task, classes)
         stage = _stage(progress, "encoding clips", cache.num_clips(split))
-        videos = encode_split(scorer, cache, split, batch_size=batch_size, device=device, progress=stage)
+        videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=stage)
         kept = keys >= 0
         text_ids = np.unique(keys[kept])
-        texts = _encode_texts(scorer, cache, text_ids, device=device, batch_size=batch_size)
+        texts = _encode_texts(cache, scorer, text_ids, device=device, batch_size=batch_size)
         return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress)
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
@@ -166,8 +166,8 @@ def run_task(
         if not kept.any():
             raise PaxionError(f"task 'zeroshot': no clip of split {split!r} has a class label")
     options = {"device": device, "batch_size": batch_size, "progress": progress}
-    scores = _choice_scores(scorer, cache, split, text_ids, stage_name="encoding clips", **options)
+    scores = _choice_scores(cache, scorer, split, text_ids, stage_name="encoding clips", **options)
     if ensemble_with is not None:
-        other = _choice_scores(ensemble_with, cache, split, text_ids, stage_name="encoding clips (backbone)", **options)
-        scores = ensemble_probabilities(scores, scorer.logit_scale, other, ensemble_with.logit_scale)
+        other = _choice_scores(cache, ensemble_with, split, text_ids, stage_name="encoding clips (backbone)", **options)
+        scores = ensemble_probabilities(scores, scorer.scale, other, ensemble_with.scale)
     return choice_accuracy(scores[kept], answers[kept])

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from paxion.trainer.scoring import Scorer, check_split, iter_batches, pair_scores
+from paxion.scoring import Scorer, check_split, iter_batches, pair_scores
+from paxion.stats import wilson_interval
 
 TASKS = ("aa", "vr", "or")
 TIE_TOLERANCE = 1e-6
-Z_95 = 1.96
-
-
-def wilson_interval(correct: float, n: int, *, z: float = Z_95) -> list[float]:
-    """Wilson score interval [lo, hi] in percent for `correct` successes out of n > 0 (z = 1.96: 95%)."""
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return [100 * max(centre - half, 0.0), 100 * min(centre + half, 1.0)]
 
 
 def pair_credit(positive: Tensor, negative: Tensor, *, tolerance: float = TIE_TOLERANCE) -> Tensor:
@@ -41,8 +31,8 @@ def summarise(credit: np.ndarray) -> dict:
 
 
 def actionbench(
-    scorer: Scorer,
     cache,
+    scorer: Scorer,
     split: str = "validation",
     *,
     batch_size: int = 256,
@@ -55,16 +45,16 @@ def actionbench(
     VR: every clip, score(clip, caption) vs score(reversed clip, caption). Ties count 0.5.
     """
     check_split(cache, split)
-    texts = scorer.encode_texts(torch.as_tensor(np.asarray(cache.text_emb)).to(device))
+    texts = scorer.encode_text(torch.as_tensor(np.asarray(cache.text_emb)).to(device))
     video_fields = (*scorer.video_fields(), *scorer.video_fields(reverse=True))
     fields = tuple(dict.fromkeys((*video_fields, "caption_idx", "aa_idx", "or_idx")))
     credits = {task: [] for task in TASKS}
     with torch.no_grad():
         for batch in iter_batches(cache, split, fields, batch_size=batch_size, device=device):
-            video = scorer.encode_videos(batch)
+            video = scorer.encode_video(batch)
             caption = texts[batch["caption_idx"].long()]
             own = pair_scores(video, caption)
-            credits["vr"].append(pair_credit(own, pair_scores(scorer.encode_videos(batch, reverse=True), caption)))
+            credits["vr"].append(pair_credit(own, pair_scores(scorer.encode_video(batch, reverse=True), caption)))
             for task in ("aa", "or"):
                 negative_idx = batch[f"{task}_idx"].long()
                 has = negative_idx >= 0

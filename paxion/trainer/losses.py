@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from paxion.errors import PaxionError
-from paxion.trainer.scoring import PatchedModel, pair_scores, similarity
+from paxion.models.patched import PatchedModel
+from paxion.scoring import pair_scores, similarity
 
 OBJECTIVES = ("vtc", "vtc+dvdm")
 
@@ -94,15 +95,15 @@ def objective_loss(
     if gather is None:
         gather = _identity
     dvdm = objective == "vtc+dvdm"
-    scale = model.temperature_scale
+    scale = model.scale
     text_ids = batch[text_key].long()
-    video = gather(model.encode_videos(batch))
-    text = gather(model.encode_texts(text_emb[text_ids]))
+    video = gather(model.encode_video(batch))
+    text = gather(model.encode_text(text_emb[text_ids]))
     text_ids = gather(text_ids)
     extra_text = extra_ids = None
     if dvdm and vac:
         aa_ids = batch["aa_idx"].long()
-        extra_text = gather(model.encode_texts(text_emb[aa_ids.clamp(min=0)]))
+        extra_text = gather(model.encode_text(text_emb[aa_ids.clamp(min=0)]))
         extra_ids = gather(aa_ids)
     vtc = vtc_loss(video, text, text_ids, scale=scale, smoothing=smoothing, extra_text=extra_text,
                    extra_ids=extra_ids)
@@ -111,7 +112,7 @@ def objective_loss(
     if dvdm:
         salient = batch["salient"] if use_saliency else torch.ones_like(batch["salient"])
         salient = gather(salient.to(torch.uint8)).bool()
-        video_rev = gather(model.encode_videos(batch, reverse=True))
+        video_rev = gather(model.encode_video(batch, reverse=True))
         atm = atm_loss(video, video_rev, text, salient, scale=scale, smoothing=smoothing)
         atm_clips = int(salient.sum())
     loss = vtc + atm_weight * atm

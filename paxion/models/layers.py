@@ -1,4 +1,4 @@
-"""The trainable heads: Knowledge Patcher (Perceiver or Transformer), Knowledge Fuser and Side-Tuning."""
+"""The trainable layers: Knowledge Patcher (Perceiver or Transformer), Knowledge Fuser and Side-Tuning (paper §3, DESIGN.md §5)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,31 @@ def _embedding(*shape: int, std: float = 0.02) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * std)
 
 
+class TimePosition(nn.Module):
+    """A learned embedding per frame, added to every token of that frame, with dropout on the embedding.
+
+    Args (keyword-only):
+        frames: frames T per clip.
+        token_dim: width D of the tokens.
+        std: initial std of the embedding.
+        dropout: probability of zeroing an embedding entry while training (the official code: 0.1).
+        enabled: False makes this the identity (no parameters).
+    """
+
+    def __init__(self, *, frames: int, token_dim: int, std: float, dropout: float, enabled: bool) -> None:
+        super().__init__()
+        self.time_pos_emb = _embedding(frames, 1, token_dim, std=std) if enabled else None
+        # No dropout module at rate 0: runs without dropout draw exactly the random numbers they drew before.
+        self.dropout = nn.Dropout(dropout) if enabled and dropout > 0 else None
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens [B, T, N, D] plus the (dropped-out) frame embedding [T, 1, D]."""
+        if self.time_pos_emb is None:
+            return tokens
+        embedding = self.time_pos_emb if self.dropout is None else self.dropout(self.time_pos_emb)
+        return tokens + embedding
+
+
 class KPPerceiver(nn.Module):
     """Knowledge Patcher: learned latents cross-attend over the frozen backbone's visual tokens.
 
@@ -99,11 +124,12 @@ class KPPerceiver(nn.Module):
         heads: attention heads (default 8).
         dim_head: width of each head (default 64).
         ff_mult: feed-forward hidden width multiple (default 2).
-        temporal_embedding: add a learned embedding per frame to its tokens (default True).
-        spatial_embedding: add a learned embedding per token position (default True); frozen tokens of a
-            backbone trained through a pooled output carry little position, which motion actions need.
-        embedding_std: initial std of the temporal and spatial embeddings (default 0.02); near the tokens'
-            own scale, time and position are visible to the attention from the first step.
+        time_pos_emb: add a learned embedding per frame to its tokens (default True).
+        token_pos_emb: add a learned embedding per token position within a frame (default False; the official code
+            has none); frozen tokens of a backbone trained through a pooled output carry little position, which
+            motion actions need.
+        embedding_std: initial std of the position embeddings (default 0.02).
+        time_pos_dropout: dropout on the per-frame embedding while training (default 0.0; the official code 0.1).
     """
 
     def __init__(
@@ -117,22 +143,23 @@ class KPPerceiver(nn.Module):
         heads: int = 8,
         dim_head: int = 64,
         ff_mult: int = 2,
-        temporal_embedding: bool = True,
-        spatial_embedding: bool = True,
+        time_pos_emb: bool = True,
+        token_pos_emb: bool = False,
         embedding_std: float = 0.02,
+        time_pos_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.temporal = _embedding(frames, 1, token_dim, std=embedding_std) if temporal_embedding else None
-        self.spatial = _embedding(tokens_per_frame, token_dim, std=embedding_std) if spatial_embedding else None
+        self.time_pos = TimePosition(frames=frames, token_dim=token_dim, std=embedding_std, dropout=time_pos_dropout,
+                                     enabled=time_pos_emb)
+        self.token_pos_emb = _embedding(tokens_per_frame, token_dim, std=embedding_std) if token_pos_emb else None
         self.latents = _embedding(num_latents, dim)
         self.block = FusionBlock(dim=dim, context_dim=token_dim, heads=heads, dim_head=dim_head, ff_mult=ff_mult)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Map visual tokens [B, T, N, D] to latents [B, L, d] (not normalised)."""
-        if self.temporal is not None:
-            tokens = tokens + self.temporal
-        if self.spatial is not None:
-            tokens = tokens + self.spatial
+        tokens = self.time_pos(tokens)
+        if self.token_pos_emb is not None:
+            tokens = tokens + self.token_pos_emb
         latents = self.latents.expand(tokens.shape[0], -1, -1)
         return self.block(latents, tokens.flatten(1, 2))
 
@@ -147,8 +174,9 @@ class KPTransformer(nn.Module):
         tokens_per_frame: tokens N per frame.
         heads: self-attention heads (default 4).
         ff_mult: feed-forward hidden width as a multiple of D (default 2).
-        temporal_embedding: add a learned embedding per frame to its tokens (default True).
-        embedding_std: initial std of the temporal embedding (default 0.02).
+        time_pos_emb: add a learned embedding per frame to its tokens (default True).
+        embedding_std: initial std of the per-frame embedding (default 0.02).
+        time_pos_dropout: dropout on the per-frame embedding while training (default 0.0; the official code 0.1).
     """
 
     def __init__(
@@ -160,11 +188,13 @@ class KPTransformer(nn.Module):
         tokens_per_frame: int,
         heads: int = 4,
         ff_mult: int = 2,
-        temporal_embedding: bool = True,
+        time_pos_emb: bool = True,
         embedding_std: float = 0.02,
+        time_pos_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.temporal = _embedding(frames, 1, token_dim, std=embedding_std) if temporal_embedding else None
+        self.time_pos = TimePosition(frames=frames, token_dim=token_dim, std=embedding_std, dropout=time_pos_dropout,
+                                     enabled=time_pos_emb)
         self.encoder = nn.TransformerEncoderLayer(
             d_model=token_dim, nhead=heads, dim_feedforward=ff_mult * token_dim, dropout=0.0, batch_first=True
         )
@@ -172,9 +202,7 @@ class KPTransformer(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Map visual tokens [B, T, N, D] to one vector [B, 1, d] (not normalised)."""
-        if self.temporal is not None:
-            tokens = tokens + self.temporal
-        encoded = self.encoder(tokens.flatten(1, 2))
+        encoded = self.encoder(self.time_pos(tokens).flatten(1, 2))
         return self.project(encoded.mean(dim=1, keepdim=True))
 
 
@@ -218,21 +246,3 @@ class SideTuning(nn.Module):
         side = F.normalize(latents.mean(dim=1), dim=-1)
         fused = self.alpha * F.normalize(pooled, dim=-1) + (1 - self.alpha) * side
         return fused[:, None]
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def format_parameters(count: int, backbone_params: int | None = None) -> str:
-    """A parameter count as "4.2M (0.9%)", the share being of the backbone's size when known."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if count >= size:
-            text = f"{count / size:.1f}{suffix}"
-            break
-    else:
-        text = str(count)
-    if backbone_params:
-        text += f" ({100 * count / backbone_params:.1f}%)"
-    return text

@@ -1,0 +1,163 @@
+"""Scoring: turn cached clips and texts into normalised joint-space vectors (trained heads or the backbone)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from paxion.cache.loader import as_float32
+from paxion.errors import CacheError, PaxionError
+from paxion.models.patched import PatchedModel, load_model
+
+# The frozen backbone's inverse temperature for softmax ensembles (CLIP's trained value, at its clamp).
+BACKBONE_SCALE = 100.0
+
+
+class Scorer(Protocol):
+    """What evaluation and retrieval score with: normalised video and text vectors and a linear inverse temperature.
+
+    `scale` multiplies similarities into softmax logits (the backbone ensemble, DESIGN.md §5).
+    """
+
+    scale: float
+
+    def video_fields(self, *, reverse: bool = False) -> tuple[str, ...]:
+        """The cache fields encode_video reads."""
+        ...
+
+    def encode_video(self, batch: dict[str, Tensor], *, reverse: bool = False) -> Tensor:
+        """Clips of a batch as L2-normalised vectors [B, L, d]."""
+        ...
+
+    def encode_text(self, text_emb: Tensor) -> Tensor:
+        """Backbone text embeddings [n, d] as L2-normalised vectors [n, d]."""
+        ...
+
+
+class BackboneScorer:
+    """The frozen backbone itself: its pooled video embedding and text embeddings.
+
+    Args (keyword-only):
+        temporal: whether the cache's backbone is temporal (reversed clips read `pooled_rev`).
+    """
+
+    scale = BACKBONE_SCALE
+
+    def __init__(self, *, temporal: bool) -> None:
+        self.temporal = temporal
+
+    def video_fields(self, *, reverse: bool = False) -> tuple[str, ...]:
+        """The cache fields encode_video reads."""
+        return ("pooled_rev",) if reverse and self.temporal else ("pooled",)
+
+    def encode_video(self, batch: dict[str, Tensor], *, reverse: bool = False) -> Tensor:
+        """Pooled video embeddings [B, 1, d] L2-normalised; a frame-wise backbone's reversed clip is the same."""
+        return F.normalize(batch[self.video_fields(reverse=reverse)[0]].float(), dim=-1)[:, None]
+
+    def encode_text(self, text_emb: Tensor) -> Tensor:
+        """Backbone text embeddings [n, d] L2-normalised."""
+        return F.normalize(text_emb.float(), dim=-1)
+
+
+class ModelScorer:
+    """A trained PatchedModel used for scoring: eval mode, no gradients, its inverse temperature as a float.
+
+    Args:
+        model: the trained model (already on its device).
+    """
+
+    def __init__(self, model: PatchedModel) -> None:
+        self.model = model.eval()
+        self.kind = model.kind
+        self.scale = model.scale.item()
+
+    def video_fields(self, *, reverse: bool = False) -> tuple[str, ...]:
+        """The cache fields encode_video reads."""
+        return self.model.video_fields(reverse=reverse)
+
+    @torch.no_grad()
+    def encode_video(self, batch: dict[str, Tensor], *, reverse: bool = False) -> Tensor:
+        """Clips as L2-normalised vectors [B, L, d]."""
+        return self.model.encode_video(batch, reverse=reverse)
+
+    @torch.no_grad()
+    def encode_text(self, text_emb: Tensor) -> Tensor:
+        """Backbone text embeddings [n, d] L2-normalised."""
+        return self.model.encode_text(text_emb)
+
+
+def load_scorer(cache, run_dir: str | Path | None, *, device: str | torch.device = "cpu") -> Scorer:
+    """The backbone scorer (run_dir None) or a run's trained model, checked against the cache's backbone."""
+    if run_dir is None:
+        return BackboneScorer(temporal=bool(cache.manifest["backbone"]["temporal"]))
+    model, _ = load_model(Path(run_dir) / "model.pt", map_location=device)
+    trained_on = model.backbone.get("config_hash")
+    cache_hash = cache.manifest["backbone"]["config_hash"]
+    if trained_on != cache_hash:
+        raise CacheError(
+            f"{run_dir} was trained on backbone features {trained_on}, but the cache holds {cache_hash}"
+        )
+    return ModelScorer(model)
+
+
+def check_split(cache, split: str) -> int:
+    """The number of clips of `split`; CacheError when the cache has no such split."""
+    splits = cache.manifest["splits"]
+    if split not in splits:
+        raise CacheError(f"the cache has no split {split!r} (it has: {', '.join(splits) or 'none'})")
+    return int(splits[split]["clips"])
+
+
+def iter_batches(
+    cache, split: str, fields: tuple[str, ...] | list[str], *, batch_size: int = 256, device="cpu"
+) -> Iterator[dict[str, Tensor]]:
+    """Batches of `fields` of a split in cache order, as tensors on `device` (float fields as float32), one shard
+    read at a time."""
+    if batch_size < 1:
+        raise PaxionError(f"batch size must be at least 1, got {batch_size}")
+    check_split(cache, split)
+    for k in range(cache.num_shards(split)):
+        shard = cache.read_shard(split, k, list(fields))
+        n = len(shard[fields[0]])
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            yield as_float32({f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields})
+
+
+def encode_split(
+    cache,
+    scorer: Scorer,
+    split: str,
+    *,
+    reverse: bool = False,
+    batch_size: int = 256,
+    device="cpu",
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Every clip of a split as normalised vectors [n, L, d] float32; progress(k) after each k clips."""
+    chunks = []
+    with torch.no_grad():
+        fields = scorer.video_fields(reverse=reverse)
+        for batch in iter_batches(cache, split, fields, batch_size=batch_size, device=device):
+            chunks.append(scorer.encode_video(batch, reverse=reverse).float().cpu().numpy())
+            if progress is not None:
+                progress(len(chunks[-1]))
+    if not chunks:
+        raise CacheError(f"split {split!r} of the cache holds no clips")
+    return np.concatenate(chunks)
+
+
+def similarity(videos: Tensor, texts: Tensor) -> Tensor:
+    """Scores [B, M] of videos [B, L, d] against texts [M, d]: the maximum over L of the dot products."""
+    return torch.einsum("bld,md->blm", videos, texts).amax(dim=1)
+
+
+def pair_scores(videos: Tensor, texts: Tensor) -> Tensor:
+    """Scores [B] of each video [B, L, d] against its own text [B, d]: the maximum over L of the dot products."""
+    return (videos * texts[:, None]).sum(dim=-1).amax(dim=1)
