@@ -164,9 +164,13 @@ class Study:
             cache, scorer, task, split="validation", device=self.device))
 
 
-def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter) -> dict:
-    """Run (or finish) the whole study in `root` and return the report, also written to root/report.json."""
-    plan = QUICK if quick else FULL
+def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter,
+              plan: DemoPlan | None = None) -> dict:
+    """Run (or finish) the whole study in `root` and return the report, also written to root/report.json.
+
+    The sizes are QUICK or FULL, or `plan` when given (benchmarks/bench_demo.py --tiny).
+    """
+    plan = plan or (QUICK if quick else FULL)
     study = Study(root, plan=plan, device=device, reporter=reporter)
     study.make_world()
     study.make_cache()

@@ -72,7 +72,8 @@ def backbone_table(backbone) -> Table:
 def backbones_table(entries: Sequence) -> Table:
     """The installed backbones (`registry.backbone_entries()`): spec, temporal, where each comes from."""
     table = _table("backbones", ["spec", "temporal", "from", "adapter / factory"], left=4)
-    table.columns[-1].overflow = "fold"
+    for column in table.columns:
+        column.overflow = "fold"  # a spec or module path cut short with an ellipsis is useless
     for entry in entries:
         temporal = "?" if entry.temporal is None else "yes" if entry.temporal else "no"
         source = f"{entry.source} (unused: name taken)" if entry.shadowed else entry.source
