@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rich.console import Console
 from fakes import FakeBackbone, make_bench
+from rich.console import Console
 
 import paxion
 from paxion import cli as cli_module
