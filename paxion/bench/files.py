@@ -25,7 +25,7 @@ def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[
         if not path.is_file():
             raise AnnotationError(path, f"no such split file (bench has {', '.join(meta.get('splits', {}))})")
         rows, seen = [], set()
-        for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:
