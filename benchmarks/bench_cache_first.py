@@ -6,6 +6,7 @@ cache (plus the one-time extraction) and fed by a per-step backbone pass over th
 the speed-up. It then estimates the same speed-up from FLOPs for a ViT-L/14 backbone and for the toy one.
 
 Run: python benchmarks/bench_cache_first.py [--clips 512] [--batch-size 64] [--steps 8] [--rounds 2] [--device auto]
+     [--tiny]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _tiny import parse_args
 from bench_extract import make_backbone, make_world
 from bench_train_loader import steps_per_second
 
@@ -180,7 +182,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="extraction decoding workers (default 2)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--work", type=Path, default=None, help="folder for the world and cache (default: a temp)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"clips": 8, "batch_size": 4, "steps": 1, "rounds": 1, "frames": 4, "workers": 0})
     device = resolve_device(args.device)
     root = args.work or Path(tempfile.mkdtemp(prefix="paxion-bench-cache-first-"))
     bench, videos = make_world(root, args.clips)

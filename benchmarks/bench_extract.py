@@ -1,6 +1,6 @@
 """Extraction speed against the backbone's forward pass alone on decoded frames; cache bytes per clip, fp16 vs int8.
 
-Run: python benchmarks/bench_extract.py [--clips 256] [--workers 2] [--device auto] [--bench B --videos V]
+Run: python benchmarks/bench_extract.py [--clips 256] [--workers 2] [--device auto] [--bench B --videos V] [--tiny]
 Goal: extraction clips/s >= 0.8 x forward-only clips/s (decoding overlaps the forward pass).
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _tiny import parse_args
 
 from paxion.cache.manifest import read_manifest, summarize
 from paxion.device import resolve_device
@@ -35,7 +36,7 @@ def make_world(root: Path, clips: int) -> tuple[Path, Path]:
     return root / "bench", root / "world" / "videos"
 
 
-def make_backbone(device: str) -> tuple[torch.nn.Module, str]:
+def make_backbone(device: str | torch.device) -> tuple[torch.nn.Module, str]:
     """The toy backbone with its shipped weights, else the same architecture with random weights (same cost)."""
     try:
         return load_backbone("toy", device=device), "toy (shipped weights)"
@@ -45,10 +46,10 @@ def make_backbone(device: str) -> tuple[torch.nn.Module, str]:
         return ToyBackbone(model=ToyModel()).to(device), "toy architecture, random weights (no shipped weights found)"
 
 
-def forward_only(backbone: torch.nn.Module, clips: np.ndarray, *, batch_size: int, device: str) -> float:
+def forward_only(backbone: torch.nn.Module, clips: np.ndarray, *, batch_size: int, device: torch.device) -> float:
     """Seconds for preprocess + encode_video (+ the reversed pass of a temporal backbone) over decoded clips."""
     start = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(device, dtype=torch.float16, enabled=device == "cuda"):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         for i in range(0, len(clips), batch_size):
             pixels = backbone.preprocess(clips[i:i + batch_size])
             feats = backbone.encode_video(pixels)
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, default=None, help="Use this bench (and --videos), not a new world.")
     parser.add_argument("--videos", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="Folder for the world and caches (default: a temp).")
-    args = parser.parse_args()
+    args = parse_args(parser, {"clips": 8, "batch_size": 4, "workers": 1})
     device = resolve_device(args.device)
     root = args.work or Path(tempfile.mkdtemp(prefix="paxion-bench-extract-"))
     bench, videos = (args.bench, args.videos) if args.bench else make_world(root, args.clips)

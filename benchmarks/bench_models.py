@@ -1,13 +1,14 @@
 """Throughput of the trainable heads: scoring clips/s and training steps/s per model kind.
 
 Shapes default to a CLIP ViT-B/16-like cache (T=8 frames, N=197 tokens of D=768, d=512).
-Run: python benchmarks/bench_models.py [--tokens 197] [--device auto]
+Run: python benchmarks/bench_models.py [--tokens 197] [--device auto] [--tiny]
 """
 
 import argparse
 import time
 
 import torch
+from _tiny import parse_args
 
 from paxion.device import resolve_device
 from paxion.models.patched import MODEL_KINDS, build_model, count_parameters, format_parameters
@@ -56,7 +57,8 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = parse_args(parser, {"frames": 2, "tokens": 5, "token_dim": 16, "dim": 8, "eval_batch": 4, "train_batch": 4,
+                               "repeats": 1})
     device = resolve_device(args.device)
     torch.manual_seed(0)
     backbone = {"name": "bench", "config_hash": "bench", "temporal": False, "embed_dim": args.dim,

@@ -1,6 +1,6 @@
 """Exact top-k search, n queries against n items: FAISS IndexFlatIP and ExactIndex vs blocked NumPy brute force.
 
-Usage: python benchmarks/bench_retrieval.py [--sizes 10000,100000] [--dim 64] [--k 10]
+Usage: python benchmarks/bench_retrieval.py [--sizes 10000,100000] [--dim 64] [--k 10] [--tiny]
 Prints seconds per method and FAISS's speed-up over NumPy; NumPy works in blocks (never an n x n matrix).
 """
 
@@ -11,6 +11,7 @@ import time
 
 import faiss
 import numpy as np
+from _tiny import parse_args
 
 from paxion.retrieval.index import ExactIndex, blocked_topk
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated numbers of items (= queries)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=10)
-    args = parser.parse_args()
+    args = parse_args(parser, {"sizes": "300", "dim": 8})
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, d={args.dim}, k={args.k}")
     for n in (int(s) for s in args.sizes.split(",")):
         r = bench(n, args.dim, args.k)

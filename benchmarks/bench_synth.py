@@ -1,4 +1,7 @@
-"""Time `paxion synth`: rendering + encoding a 2,000-clip world (target: under a minute on 2 cores), and decoding."""
+"""Time `paxion synth`: rendering + encoding a 2,000-clip world (target: under a minute on 2 cores), and decoding.
+
+Run: python benchmarks/bench_synth.py [--clips 2000] [--sample 200] [--workers N] [--tiny]
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from _tiny import parse_args
 
 from paxion.extract.video import read_frames
 from paxion.synth.encode import write_video
@@ -19,13 +24,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--sample", type=int, default=200, help="clips timed one by one (at most --clips)")
+    args = parse_args(parser, {"clips": 8, "sample": 4, "workers": 1})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "world"
         summary = write_world(root, train=args.clips, val=0, seed=0, workers=args.workers)
         print(f"world: {args.clips} clips in {summary.seconds:.1f} s = {args.clips / summary.seconds:.0f} clips/s "
               f"({args.workers or os.cpu_count()} workers, {summary.video_bytes / args.clips / 1e3:.1f} kB/clip)")
-        sample = sample_world(train=200, val=0, seed=0)
+        sample = sample_world(train=min(args.sample, args.clips), val=0, seed=0)
         start = time.process_time()
         rendered = [render_clip(clip.template, clip.params) for clip in sample]
         render_ms = (time.process_time() - start) / len(sample) * 1e3

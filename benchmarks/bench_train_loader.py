@@ -4,7 +4,7 @@ Writes a random cache shaped like the built-in world's (8 frames x 37 tokens x 9
 temporary directory, trains KP-Perceiver [VTC+DVDM] from it and prints steps/s and the ratio to feeding
 the same batches from tensors already on the device (goal >= 0.9).
 
-    python benchmarks/bench_train_loader.py [--clips 1024] [--shard-size 128] [--device auto] [--rounds 3]
+    python benchmarks/bench_train_loader.py [--clips 1024] [--shard-size 128] [--device auto] [--rounds 3] [--tiny]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _tiny import parse_args
 
 from paxion.cache.loader import CacheLoader
 from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=3, help="passes per feed; the best one counts")
-    args = parser.parse_args()
+    args = parse_args(parser, {"clips": 8, "shard_size": 4, "batch_size": 4, "rounds": 1})
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         write_random_cache(Path(tmp), clips=args.clips, shard_size=args.shard_size)

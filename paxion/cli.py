@@ -1,4 +1,8 @@
-"""The `paxion` command line: parses arguments, calls the library, prints with rich. No logic of its own."""
+"""The `paxion` command line: parses arguments, calls the library, prints with rich. No logic of its own.
+
+Options that several commands share are declared once below (`device_option`, `cache_option`, ...); the
+tables come from `paxion.report.tables`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,74 @@ import sys
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 
 from paxion.errors import PaxionError
 
 console = Console()
 err_console = Console(stderr=True)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+# ---- options shared by several commands ----
+
+
+def device_option(*, default: str = "auto", help: str = "auto = CUDA when available, else CPU."):
+    """`--device auto|cpu|cuda`."""
+    return click.option("--device", type=click.Choice(DEVICES), default=default, show_default=True, help=help)
+
+
+def cache_option(*, help: str = "Feature cache directory written by `paxion extract`."):
+    """`--cache DIR` (required, must exist), passed as `cache_dir`."""
+    return click.option("--cache", "cache_dir", required=True, type=click.Path(exists=True, file_okay=False),
+                        help=help)
+
+
+def run_option(*, help: str):
+    """`--run DIR`, a run directory written by `paxion train`, passed as `run_dir`."""
+    return click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), help=help)
+
+
+def split_option(*, default: str = "validation", help: str = "Cache split to evaluate."):
+    """`--split NAME`."""
+    return click.option("--split", default=default, show_default=True, help=help)
+
+
+def batch_size_option(*, default: int, help: str):
+    """`--batch-size N`, at least 1."""
+    return click.option("--batch-size", type=click.IntRange(min=1), default=default, show_default=True, help=help)
+
+
+def seed_option(*, help: str):
+    """`--seed N`, default 0."""
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def out_dir_option(*, help: str, default: str | None = None):
+    """`--out DIR`, a folder the command writes (required unless it has a default)."""
+    return click.option("--out", type=click.Path(file_okay=False), required=default is None, default=default,
+                        show_default=default is not None, help=help)
+
+
+def json_option(*, writes: str):
+    """`--json FILE`: also write the result as JSON to FILE (atomically), passed as `json_out`."""
+    return click.option("--json", "json_out", type=click.Path(dir_okay=False),
+                        help=f"Also write {writes} to this file.")
+
+
+def _bar() -> Progress:
+    """A transient progress bar on stderr."""
+    return Progress(console=err_console, transient=True)
+
+
+def _write_result(path: str | None, result: dict) -> None:
+    """Write a command's result for --json (atomically) and say where; nothing when --json was not given."""
+    from paxion.atomic import write_json
+
+    if path is not None:
+        write_json(path, result)
+        console.print(f"wrote {path}", highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,28 +99,16 @@ def cli() -> None:
     """
 
 
-def _write_json(path: str, result: dict) -> None:
-    """Write a command's result as JSON (for --json) and say where."""
-    try:
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2)
-    except OSError as exc:
-        raise click.FileError(path, hint=exc.strerror) from None
-    console.print(f"wrote {path}")
-
-
 # ---- synth ----
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False), required=True,
-              help="Folder to write: annotations/{train,validation,labels}.json and videos/{id}.mp4.")
+@out_dir_option(help="Folder to write: annotations/{train,validation,labels}.json and videos/{id}.mp4.")
 @click.option("--train", "train", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Training clips.")
 @click.option("--val", "val", type=click.IntRange(min=0), default=400, show_default=True,
               help="Validation clips.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="World seed; the same seed gives byte-identical files.")
+@seed_option(help="World seed; the same seed gives byte-identical files.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes that render and encode  [default: all CPU cores]; the output does not depend on it.")
 def synth(out: str, train: int, val: int, seed: int, workers: int | None) -> None:
@@ -62,22 +117,14 @@ def synth(out: str, train: int, val: int, seed: int, workers: int | None) -> Non
     Every reversal pair (left/right, falling/rising, covering/uncovering, ...) is drawn so that one
     member is exactly the other played backwards; Holding and Shaking have no state change.
     """
-    from rich.markup import escape
-    from rich.progress import Progress
-    from rich.table import Table
-
+    from paxion.report.tables import world_table
     from paxion.synth.world import write_world
 
-    with Progress(console=err_console, transient=True) as bar:
+    with _bar() as bar:
         task = bar.add_task("rendering clips", total=train + val)
         summary = write_world(out, train=train, val=val, seed=seed, workers=workers,
                               progress=lambda k: bar.advance(task, k))
-    table = Table(title=f"world written to {summary.root}")
-    table.add_column("action")
-    table.add_column("clips", justify="right")
-    for template, count in summary.class_counts.items():
-        table.add_row(escape(template), str(count))
-    console.print(table)
+    console.print(world_table(summary))
     total = sum(summary.clips.values())
     console.print(f"{summary.clips['train']} train + {summary.clips['validation']} validation clips, "
                   f"{summary.video_bytes / 1e6:.1f} MB of {summary.codec} video, {summary.seconds:.1f} s "
@@ -107,13 +154,8 @@ def bench() -> None:
     help="ssv2: the folder with train.json / validation.json / labels.json. Others: one file (its name "
     "without extension is the split) or a folder with one file per split (.csv/.tsv/.jsonl/.json).",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Folder to write {split}.jsonl and meta.json into (created if missing).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the object replacement.")
+@out_dir_option(help="Folder to write {split}.jsonl and meta.json into (created if missing).")
+@seed_option(help="Seed of the object replacement.")
 @click.option(
     "--videos",
     type=click.Path(exists=True, file_okay=False),
@@ -148,24 +190,16 @@ def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str
     Negatives shipped with the annotations (the paper's release, JSONL aa_caption / or_caption) are used as
     given; the others are made.
     """
-    from rich.progress import Progress
-    from rich.table import Table
-
     from paxion.bench.build import build_bench
     from paxion.bench.readers import read_dataset
+    from paxion.report.tables import bench_table
 
     records = read_dataset(dataset, annotations, videos=videos, video_map=video_map, window=window)
-    with Progress(console=err_console, transient=True) as bar:
+    with _bar() as bar:
         task = bar.add_task("building bench", total=len(records.records))
         summary = build_bench(records, out, seed=seed, flags=saliency_flags,
                               progress=lambda done, _: bar.update(task, completed=done))
-    table = Table(title=f"ActionBench ({dataset}) written to {out}")
-    for column in ("split", "clips", "AA negatives", "AA given", "OR negatives", "OR given"):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for name, split in summary.splits.items():
-        aa, replaced = f"{split.aa} ({split.aa / split.clips:.0%})", f"{split.or_} ({split.or_ / split.clips:.0%})"
-        table.add_row(name, str(split.clips), aa, str(split.aa_given), replaced, str(split.or_given))
-    console.print(table)
+    console.print(bench_table(summary, title=f"ActionBench ({dataset}) written to {out}"))
     if summary.missing_verbs:
         verbs = ", ".join(f"{verb} ({n})" for verb, n in summary.missing_verbs.most_common(10))
         console.print(f"Most frequent verbs without an antonym (left out of AA only): {verbs}", highlight=False)
@@ -186,46 +220,52 @@ def bench_antonym(texts: tuple[str, ...], as_json: bool) -> None:
             click.echo(antonym or "")
 
 
-# ---- backbone ----
+# ---- backbones ----
+
+SPEC_HELP = "NAME or NAME:ARGS: toy, hf-clip:NAME_OR_PATH, hf-xclip:NAME_OR_PATH or a plug-in (`paxion backbones`)"
+
+
+@cli.command("backbones")
+def backbones_command() -> None:
+    """List the backbones installed: the built-in ones and plug-ins of the `paxion.backbones` entry-point group.
+
+    \b
+    A package adds one in its pyproject.toml:
+      [project.entry-points."paxion.backbones"]
+      NAME = "package.module:factory"    # factory(args: str | None, *, device) -> Backbone
+    and `paxion extract --backbone NAME:ARGS` loads it.
+    """
+    from paxion.extract.backbones import backbone_entries
+    from paxion.report.tables import backbones_table
+
+    console.print(backbones_table(backbone_entries()))
 
 
 @cli.group()
 def backbone() -> None:
-    """Inspect frozen backbones and rebuild the built-in toy model's shipped weights."""
+    """Inspect a frozen backbone and rebuild the built-in toy model's shipped weights."""
 
 
 @backbone.command("info")
 @click.argument("spec", default="toy")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where to load the model.")
+@device_option(default="cpu", help="Where to load the model (auto = CUDA when available).")
 def backbone_info(spec: str, device: str) -> None:
-    """Load SPEC (toy, hf-clip:NAME_OR_PATH, hf-xclip:NAME_OR_PATH; default toy) offline and print its shapes."""
-    from rich.table import Table
-
+    """Load SPEC offline and print its shapes; SPEC is NAME or NAME:ARGS (default toy; `paxion backbones` lists them)."""
     from paxion.device import resolve_device
     from paxion.extract.backbones import load_backbone
+    from paxion.report.tables import backbone_table
 
-    bb = load_backbone(spec, device=resolve_device(device))
-    table = Table(title=f"backbone {bb.name}")
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    for field, value in [("temporal", bb.temporal), ("image size", bb.image_size), ("joint dim d", bb.embed_dim),
-                         ("token dim D", bb.token_dim), ("tokens per frame N", bb.tokens_per_frame),
-                         ("parameters", f"{sum(p.numel() for p in bb.parameters()):,}"),
-                         ("config hash", bb.config_hash())]:
-        table.add_row(field, str(value))
-    console.print(table)
+    console.print(backbone_table(load_backbone(spec, device=resolve_device(device))))
 
 
 @backbone.command("train-toy")
 @click.option("--world", required=True, type=click.Path(exists=True, file_okay=False),
               help="A world written by `paxion synth` (annotations/ and videos/).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Weights file to write (config + vocabulary + weights, ~2.4 MB).")
+              help="Weights file to write (config + vocabulary + weights).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Passes over the train split.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and batch order.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where to train (auto: CUDA when available).")
+@seed_option(help="Seed of initialisation and batch order.")
+@device_option(help="Where to train (auto = CUDA when available, else CPU).")
 def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str) -> None:
     """Train the toy backbone CLIP-style on WORLD's train split, write OUT, and check it on the validation split.
 
@@ -233,10 +273,10 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
     The shipped paxion/extract/backbones/toy_weights.pt was made with:
       paxion synth --out world-1234 --train 4000 --val 400 --seed 1234
       paxion backbone train-toy --world world-1234 --out toy_weights.pt --epochs 20 --seed 0
-    Batch 128, AdamW lr 1e-3 with cosine decay, weight decay 0.05, 4 random frames of 8 per clip per step;
-    about 30 s on one GPU, 16 min on 2 CPU cores (plus 1-2 min decoding).
+    Batch 128, AdamW lr 1e-3 with cosine decay, weight decay 0.05, 4 random frames of 8 per clip per step.
+    How long it takes: BENCHMARKS.md.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from paxion.device import resolve_device
     from paxion.extract.backbones.toy_train import train_toy
@@ -270,21 +310,18 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
               help="Bench folder from `paxion bench build` ({split}.jsonl + meta.json).")
 @click.option("--videos", type=click.Path(exists=True, file_okay=False), required=True,
               help="Folder the bench's `video` names are relative to.")
-@click.option("--out", type=click.Path(file_okay=False), required=True,
-              help="Cache folder to write: manifest.json, texts.h5, {split}-{k:05d}.h5 shards, parts/.")
-@click.option("--backbone", default="toy", show_default=True,
-              help="Backbone spec: toy, hf-clip:NAME_OR_PATH or hf-xclip:NAME_OR_PATH.")
+@out_dir_option(help="Cache folder to write: manifest.json, texts.h5, {split}-{k:05d}.h5 shards, parts/.")
+@click.option("--backbone", default="toy", show_default=True, help=f"Backbone spec, {SPEC_HELP}.")
 @click.option("--frames", type=click.IntRange(min=1), default=8, show_default=True,
               help="Frames per clip: the one on screen at the centre of each of this many equal time segments.")
 @click.option("--splits", default=None, help="Comma-separated splits  [default: every split in meta.json].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
+@batch_size_option(default=32, help="Clips per forward pass.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Background decoding processes; one that crashes on a clip fails only that clip "
                    "(0 = decode in the main process, where a decoder crash ends the run).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto = cuda when available, else cpu; cuda runs the backbone under fp16 autocast.")
+@device_option(help="auto = CUDA when available, else CPU; CUDA runs the backbone under fp16 autocast.")
 @click.option("--dtype", "token_dtype", type=click.Choice(["fp16", "int8"]), default="fp16", show_default=True,
-              help="Token storage; int8 (per-token scale) takes about half the bytes of fp16.")
+              help="Token storage: fp16, or int8 (one byte a value plus an fp16 scale per token).")
 @click.option("--shard-size", type=click.IntRange(min=1), default=512, show_default=True, help="Clips per shard file.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Processes sharing the work; this one does shards g with g % K == --shard-index  "
@@ -301,16 +338,14 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
     text table; reversed clips too for temporal backbones. Rerunning the same command resumes: finished
     shards are kept. Bad videos are skipped and listed in manifest.json; exits 1 only if every clip failed.
     """
-    from rich.progress import Progress
-
     from paxion.device import resolve_device
     from paxion.extract.backbones import load_backbone
     from paxion.extract.pipeline import extract
 
     device = resolve_device(device)
     model = load_backbone(backbone, device=device)
-    with Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task(f"extracting ({backbone} on {device})", total=None)
+    with _bar() as bar:
+        task = bar.add_task(f"extracting ({escape(backbone)} on {device})", total=None)
         result = extract(
             bench_dir, videos, out, model, splits=splits.split(",") if splits else None, frames=frames,
             batch_size=batch_size, workers=workers, device=device, token_dtype=token_dtype, shard_size=shard_size,
@@ -321,11 +356,9 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
                   f"written, {result.shards_resumed} kept from an earlier run", highlight=False)
     for failure in result.failed[:10]:
         console.print(f"  failed {failure['split']}/{failure['id']} ({failure['video']}): {failure['reason']}",
-                      highlight=False)
+                      highlight=False, markup=False)
     if not result.complete:
         console.print("other processes' shards are not finished yet: the last one to finish writes manifest.json")
-    if result.clips == 0 and result.failed:
-        raise PaxionError(f"every clip failed to decode ({len(result.failed)}); see manifest failures above")
 
 
 @cli.group("cache")
@@ -337,44 +370,35 @@ def cache_group() -> None:
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 def cache_info(root: str) -> None:
     """Print a cache's backbone, token dtype, clips and bytes per split, and failed clips by reason."""
-    from rich.table import Table
-
     from paxion.cache.manifest import read_manifest, summarize
+    from paxion.report.tables import cache_table
 
     info = summarize(read_manifest(root))
     bb = info["backbone"]
     console.print(f"{root}: backbone {bb['name']} ({bb['config_hash']}, {bb['num_params']:,} parameters, "
                   f"{'temporal' if bb['temporal'] else 'frame-wise'}), {info['frames']} frames, "
-                  f"{info['token_dtype']} tokens, {info['texts']} distinct texts", highlight=False)
-    table = Table()
-    for column in ("split", "clips", "shards", "MB", "KB per clip"):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for name, split in info["splits"].items():
-        table.add_row(name, str(split["clips"]), str(split["shards"]), f"{split['bytes'] / 1e6:.1f}",
-                      f"{split['bytes_per_clip'] / 1e3:.1f}")
-    console.print(table)
+                  f"{info['token_dtype']} tokens, {info['texts']} distinct texts", highlight=False, markup=False)
+    console.print(cache_table(info))
     console.print(f"{info['failed']} failed clips", highlight=False)
     for reason, count in sorted(info["failed_reasons"].items(), key=lambda kv: -kv[1]):
-        console.print(f"  {count} x {reason}", highlight=False)
+        console.print(f"  {count} x {reason}", highlight=False, markup=False)
 
 
 @cache_group.command("verify")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 def cache_verify(root: str) -> None:
     """Check every file's xxh3_128 hash, every field's shape and that all values are finite; exits 1 on any problem."""
-    from rich.progress import Progress
-
     from paxion.cache.verify import verify_cache
     from paxion.errors import CacheError
 
-    with Progress(console=err_console, transient=True) as bar:
+    with _bar() as bar:
         task = bar.add_task("verifying shards", total=None)
         problems = verify_cache(root, progress=lambda done, total: bar.update(task, completed=done, total=total))
     for problem in problems:
-        err_console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise CacheError(f"{root}: {len(problems)} problem(s) found")
-    console.print(f"{root}: ok")
+    console.print(f"{root}: ok", markup=False)
 
 # ---- train / eval ----
 
@@ -483,32 +507,25 @@ def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **giv
     console.print(f"wrote {out_dir}/model.pt, config.json, metrics.jsonl")
 
 
+
 @cli.command("eval")
-@click.option("--cache", "cache_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Feature cache directory written by `paxion extract`.")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
-              help="Run directory written by `paxion train` (its model.pt is scored).")
+@cache_option()
+@run_option(help="Run directory written by `paxion train` (its model.pt is scored).")
 @click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
-@click.option("--split", default="validation", show_default=True, help="Cache split to evaluate.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help='Also write {"aa": {"accuracy", "n", "ci95"}, "vr": ..., "or": ...} to this file.')
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="auto = CUDA when available, else CPU.")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Clips scored per batch.")
+@split_option()
+@json_option(writes='{"aa": {"accuracy", "n", "ci95"}, "vr": ..., "or": ...}')
+@device_option()
+@batch_size_option(default=256, help="Clips scored per batch.")
 def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split: str, json_out: str | None,
                  device: str, batch_size: int) -> None:
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
-    Give exactly one of --run and --backbone-only. Prints accuracy in percent, the number of pairs n and
-    the 95% Wilson interval per task; ties count as half correct. Writes nothing unless --json is given.
+    Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
+    task and the number of pairs n; ties count as half correct. Writes nothing unless --json is given.
     """
-
-    from rich.progress import Progress
-    from rich.table import Table
-
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
+    from paxion.report.tables import actionbench_table
     from paxion.scoring import check_split, load_scorer
     from paxion.trainer.evaluate import actionbench
 
@@ -517,24 +534,12 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
-    with Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task(f"scoring {split}", total=check_split(cache, split))
+    with _bar() as bar:
+        task = bar.add_task(f"scoring {escape(split)}", total=check_split(cache, split))
         result = actionbench(cache, scorer, split, batch_size=batch_size, device=torch_device,
                              progress=lambda k: bar.advance(task, k))
-    table = Table(title=f"ActionBench on {split}: {run_dir or 'backbone'}")
-    for column in ("task", "accuracy %", "n", "95% CI"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    names = {"aa": "Action Antonym (AA)", "vr": "Video Reversal (VR)", "or": "Object Replacement (OR)"}
-    for key, name in names.items():
-        row = result[key]
-        if row["accuracy"] is None:
-            table.add_row(name, "-", "0", "-")
-        else:
-            lo, hi = row["ci95"]
-            table.add_row(name, f"{row['accuracy']:.1f}", str(row["n"]), f"{lo:.1f}-{hi:.1f}")
-    console.print(table)
-    if json_out is not None:
-        _write_json(json_out, result)
+    console.print(actionbench_table({run_dir or "backbone": result}, title=f"ActionBench on {split}"))
+    _write_result(json_out, result)
 
 
 # ---- retrieve ----
@@ -550,29 +555,24 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 
 
 @cli.command("retrieve")
-@click.option("--cache", "cache_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Feature cache directory written by `paxion extract`.")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
-              help="Run directory written by `paxion train` (patcher, fuser or side-tuning). Default: the backbone.")
+@cache_option()
+@run_option(help="Run directory written by `paxion train` (patcher, fuser or side-tuning). Default: the backbone.")
 @click.option("--task", required=True, type=click.Choice(["label", "template", "temporal", "mc", "zeroshot"]),
               help="label: video<->caption retrieval; template: video<->action (object-hidden) retrieval; "
                    "temporal: template retrieval on the temporal classes; mc: multiple-choice QA (NExT-QA caches); "
                    "zeroshot: classification into the bench classes.")
-@click.option("--split", default="validation", show_default=True, help="Cache split to evaluate.")
+@split_option()
 @click.option("--ensemble", is_flag=True,
               help="mc / zeroshot: add the backbone's softmax probabilities to the model's (backbone ensemble).")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_parse_ks,
               help="Comma-separated recall cut-offs for the retrieval tasks.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help='Also write {"v2t": {"r1", "r5", "r10", "medr", "n"}, "t2v": {...}} (retrieval tasks) or '
-                   '{"accuracy", "n", "ci95"} (mc, zeroshot) to this file; recalls and accuracy in percent.')
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="auto = CUDA when available, else CPU (FAISS uses a GPU when faiss-gpu sees one).")
+@json_option(writes='the result, in percent: {"v2t": {"r1", "r5", "r10", "medr", "n"}, "t2v": {...}} for the '
+                    'retrieval tasks, {"accuracy", "n", "ci95"} for mc and zeroshot,')
+@device_option(help="auto = CUDA when available, else CPU (FAISS uses a GPU when faiss-gpu sees one).")
 @click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
               help="temporal / zeroshot: file with one class caption per line. Default: the cache's "
                    "temporal_classes (temporal) or classes (zeroshot).")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Clips encoded per batch.")
+@batch_size_option(default=256, help="Clips encoded per batch.")
 def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool,
                      ks: tuple[int, ...], json_out: str | None, device: str, classes_file: str | None,
                      batch_size: int) -> None:
@@ -582,12 +582,9 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     video); a text is found when any of its videos is in the top k. mc and zeroshot print accuracy in percent,
     the number of clips and the 95% Wilson interval. Writes nothing unless --json is given.
     """
-
-    from rich.progress import Progress
-    from rich.table import Table
-
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
+    from paxion.report.tables import retrieval_table
     from paxion.retrieval.tasks import read_classes, run_task
     from paxion.scoring import load_scorer
 
@@ -596,32 +593,19 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     scorer = load_scorer(cache, run_dir, device=torch_device)
     backbone = load_scorer(cache, None, device=torch_device) if ensemble else None
     classes = read_classes(classes_file) if classes_file is not None else None
-    with Progress(console=err_console, transient=True) as bar:
+    with _bar() as bar:
         stages: dict[str, int] = {}
 
         def report(stage: str, advance: int, total: int) -> None:
             if stage not in stages:
-                stages[stage] = bar.add_task(stage, total=total)
+                stages[stage] = bar.add_task(escape(stage), total=total)
             bar.advance(stages[stage], advance)
 
         result = run_task(cache, scorer, task, split=split, ks=ks, classes=classes, ensemble_with=backbone,
                           device=torch_device, batch_size=batch_size, progress=report)
-    table = Table(title=f"{task} on {split}: {run_dir or 'backbone'}{' + backbone ensemble' if ensemble else ''}")
-    if "accuracy" in result:
-        for column in ("accuracy %", "n", "95% CI"):
-            table.add_column(column, justify="right")
-        lo, hi = result["ci95"]
-        table.add_row(f"{result['accuracy']:.1f}", str(result["n"]), f"{lo:.1f}-{hi:.1f}")
-    else:
-        table.add_column("direction")
-        for column in [*(f"R@{k} %" for k in ks), "median rank", "queries"]:
-            table.add_column(column, justify="right")
-        for key, name in (("v2t", "video to text"), ("t2v", "text to video")):
-            row = result[key]
-            table.add_row(name, *(f"{row[f'r{k}']:.1f}" for k in ks), f"{row['medr']:g}", str(row["n"]))
-    console.print(table)
-    if json_out is not None:
-        _write_json(json_out, result)
+    title = f"{task} on {split}: {run_dir or 'backbone'}{' + backbone ensemble' if ensemble else ''}"
+    console.print(retrieval_table(result, title=title, ks=ks))
+    _write_result(json_out, result)
 
 
 # ---- demo ----
@@ -647,14 +631,13 @@ class _StageReporter:
 
 
 @cli.command()
-@click.option("--out", "out", type=click.Path(file_okay=False), default="paxion-demo", show_default=True,
-              help="Directory for the world, bench, cache, runs and the report; a rerun reuses finished stages.")
-@click.option("--quick", is_flag=True, help="A smaller world and fewer steps: the whole study in about 2 minutes, "
-              "as a smoke test (patchers reach AA/VR ~70%, not ~93%).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where extraction and training run (auto: CUDA when available).")
+@out_dir_option(default="paxion-demo",
+                help="Directory for the world, bench, cache, runs and the report; a rerun reuses finished stages.")
+@click.option("--quick", is_flag=True, help="A smaller world and fewer training steps, as a smoke test: its "
+              "patchers stay well below the full demo's accuracy (times and figures: BENCHMARKS.md).")
+@device_option(help="Where extraction and training run (auto = CUDA when available, else CPU).")
 def demo(out: str, quick: bool, device: str) -> None:
-    """Reproduce the paper's findings on the built-in world, in minutes, on a CPU.
+    """Reproduce the paper's findings on the built-in world on a CPU (times: BENCHMARKS.md).
 
     \b
     Stages: synth world -> bench build -> extract (toy backbone) -> ActionBench of the backbone ->
@@ -662,18 +645,19 @@ def demo(out: str, quick: bool, device: str) -> None:
     KP-Perceiver FT, Side-Tuning and the PAXION fuser -> retrieval (label, template, temporal).
     Writes OUT/report.json (every number) and OUT/report.png (the ActionBench figure).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from paxion.demo.report import actionbench_table, plot_actionbench, retrieval_table, timings_table
+    from paxion.demo.report import plot_actionbench
     from paxion.demo.study import run_study
+    from paxion.report.tables import study_actionbench_table, study_retrieval_table, timings_table
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         report = run_study(out, quick=quick, device=device, reporter=_StageReporter(progress))
     figure = plot_actionbench(report, f"{out}/report.png")
-    for table in (actionbench_table(report), retrieval_table(report), timings_table(report)):
+    for table in (study_actionbench_table(report), study_retrieval_table(report), timings_table(report)):
         console.print(table)
-    console.print(f"report: {out}/report.json, figure: {figure}")
+    console.print(f"report: {out}/report.json, figure: {figure}", markup=False)
 
 
 def main() -> None:
@@ -687,7 +671,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except PaxionError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[red]error:[/red] interrupted")

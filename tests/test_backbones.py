@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -40,10 +42,14 @@ def _frames(seed: int = 0, b: int = 3, t: int = 8) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (b, t, 64, 64, 3), dtype=np.uint8)
 
 
-def test_unknown_spec_is_backbone_error():
-    for spec in ["nope", "toy:extra", "hf-clip:", "clip:foo"]:
-        with pytest.raises(BackboneError, match="unknown backbone"):
+def test_bad_spec_is_a_one_line_backbone_error():
+    for spec, message in [("nope", "unknown backbone 'nope'; known: toy, hf-clip:NAME_OR_PATH, hf-xclip:NAME_OR_PATH"),
+                          ("clip:foo", "unknown backbone 'clip:foo'"),
+                          ("toy:extra", "toy takes no arguments, got 'toy:extra'"),
+                          ("hf-clip:", "hf-clip needs a model: hf-clip:NAME_OR_PATH")]:
+        with pytest.raises(BackboneError, match=re.escape(message)) as error:
             load_backbone(spec)
+        assert "\n" not in str(error.value)
 
 
 def test_shipped_toy_loads_frozen_with_contract_shapes(toy):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from paxion.errors import BackboneError
-from paxion.extract.backbones import load_backbone
+from paxion.extract.backbones import backbone_entries, load_backbone
 
 TEXT = {"vocab_size": 600, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
@@ -95,6 +95,14 @@ def test_config_hash_tracks_weights(clip_dir):
         b.model.visual_projection.weight.add_(1e-3)
     b._config_hash = None
     assert a.config_hash() != b.config_hash()
+
+
+def test_registry_lists_what_the_adapters_are(clip_dir, xclip_dir):
+    listed = {entry.name: entry.temporal for entry in backbone_entries()}
+    for kind, folder in (("hf-clip", clip_dir), ("hf-xclip", xclip_dir)):
+        bb = load_backbone(f"{kind}:{folder}")
+        assert (bb.name, bb.kind, bb.temporal) == (f"{kind}:{folder}", kind, listed[kind])
+        assert bb.config_dict()["kind"] == kind
 
 
 def test_xclip_is_temporal(xclip_dir):

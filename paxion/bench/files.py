@@ -164,3 +164,44 @@ def saliency_flags(path: Path) -> dict[str, bool]:
             raise AnnotationError(path, f"clip {clip!r}: 'if_keep' must be true or false")
         flags[str(clip)] = keep
     return flags
+
+
+def _check_bench_row(row: Row) -> str | None:
+    """Why a bench record (docs/architecture.md §2) is malformed, or None."""
+    missing = [k for k in ("id", "video", "caption") if not isinstance(row.get(k), str)]
+    if missing:
+        return f"missing or not a string: {', '.join(missing)}"
+    for key in ("start", "end"):
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"'{key}' must be a number of seconds or null, got {value!r}"
+    return None
+
+
+def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[dict, dict[str, list[dict]]]:
+    """The bench's meta.json and, per split (default: every split meta.json lists), its JSONL records.
+
+    The format is fixed in docs/architecture.md §2. Raises AnnotationError naming the file and line of a missing
+    split, a malformed record or a duplicate id.
+    """
+    bench_dir = Path(bench_dir)
+    meta_path = bench_dir / "meta.json"
+    meta = load_json(meta_path)
+    if not isinstance(meta, dict):
+        raise AnnotationError(meta_path, "expected a JSON object")
+    records: dict[str, list[dict]] = {}
+    for split in splits or list(meta.get("splits", {})):
+        path = bench_dir / f"{split}.jsonl"
+        if not path.is_file():
+            raise AnnotationError(path, f"no such split file (bench has {', '.join(meta.get('splits', {}))})")
+        rows, seen = [], set()
+        for line, row in jsonl_rows(path):
+            reason = _check_bench_row(row) or (f"duplicate id {row['id']!r}" if row["id"] in seen else None)
+            if reason:
+                raise AnnotationError(path, reason, line=line)
+            seen.add(row["id"])
+            rows.append(row)
+        records[split] = rows
+    if not records:
+        raise AnnotationError(meta_path, "no splits to extract")
+    return meta, records

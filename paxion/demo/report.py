@@ -1,59 +1,10 @@
-"""The study's report: the paper's Table 1 and Table 2 analogs as rich tables, and the ActionBench figure."""
+"""The study's ActionBench figure (its tables are built in `paxion.report.tables`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
-
-from paxion.models.patched import format_parameters
-
-TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
-RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t"), ("temporal", "v2t"))
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _params(report: dict, name: str) -> str:
-    if name == "backbone":
-        return "-"
-    return format_parameters(report["parameters"][name], report["parameters"].get("backbone"))
-
-
-def actionbench_table(report: dict) -> Table:
-    """Table 1 analog: ActionBench accuracy (%) with the 95% interval, per model."""
-    table = Table(title="ActionBench on the built-in world (validation; Table 1 analog)")
-    table.add_column("model")
-    table.add_column("trainable params", justify="right")
-    for key in TASK_NAMES:
-        table.add_column(f"{key.upper()} % [95% CI]", justify="right")
-    for name, scores in report["actionbench"].items():
-        cells = []
-        for key in TASK_NAMES:
-            s = scores[key]
-            ci = "" if s["accuracy"] is None else f" [{s['ci95'][0]:.0f}-{s['ci95'][1]:.0f}]"
-            cells.append(f"{_pct(s['accuracy'])}{ci}")
-        table.add_row(escape(name), _params(report, name), *cells)
-    first = next(iter(report["actionbench"].values()))
-    table.caption = "clips: " + ", ".join(f"{k.upper()} n={first[k]['n']}" for k in TASK_NAMES) + "; chance = 50"
-    return table
-
-
-def retrieval_table(report: dict) -> Table:
-    """Table 2 analog: label retrieval both ways, video-to-action (template) and the temporal subset."""
-    table = Table(title="Retrieval on the built-in world (validation; Table 2 analog)")
-    table.add_column("model")
-    table.add_column("trainable params", justify="right")
-    for task, direction in RETRIEVAL_COLUMNS:
-        for k in ("r1", "r5"):
-            table.add_column(f"{task} {direction} {k.upper()}", justify="right")
-    for name, tasks in report["retrieval"].items():
-        cells = [_pct(tasks[task][direction].get(k)) for task, direction in RETRIEVAL_COLUMNS for k in ("r1", "r5")]
-        table.add_row(escape(name), _params(report, name), *cells)
-    return table
+from paxion.report.tables import TASK_NAMES
 
 
 def plot_actionbench(report: dict, path: str | Path) -> Path:
@@ -86,14 +37,3 @@ def plot_actionbench(report: dict, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def timings_table(report: dict) -> Table:
-    """Seconds spent per stage of the study."""
-    table = Table(title="Time per stage")
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    for name, seconds in report["timings_s"].items():
-        table.add_row(escape(name), f"{seconds:.1f}")
-    table.add_row("total", f"{sum(report['timings_s'].values()):.1f}")
-    return table

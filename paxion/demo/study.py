@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from paxion.atomic import write_text
 from paxion.bench.build import build_bench
 from paxion.bench.readers import read_dataset
 from paxion.cache.reader import Cache
@@ -86,9 +86,7 @@ class Study:
         began = time.perf_counter()
         result = work(self.reporter.stage(name, total))
         seconds = round(time.perf_counter() - began, 2)
-        tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seconds": seconds, "result": result}))
-        os.replace(tmp, record)
+        write_text(record, json.dumps({"seconds": seconds, "result": result}))
         self.timings[name] = seconds
         self.reporter.done(name, seconds, False)
         return result
@@ -169,9 +167,13 @@ class Study:
             cache, scorer, task, split="validation", device=self.device))
 
 
-def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter) -> dict:
-    """Run (or finish) the whole study in `root` and return the report, also written to root/report.json."""
-    plan = QUICK if quick else FULL
+def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter,
+              plan: DemoPlan | None = None) -> dict:
+    """Run (or finish) the whole study in `root` and return the report, also written to root/report.json.
+
+    The sizes are QUICK or FULL, or `plan` when given (benchmarks/bench_demo.py --tiny).
+    """
+    plan = plan or (QUICK if quick else FULL)
     study = Study(root, plan=plan, device=device, reporter=reporter)
     study.make_world()
     study.make_cache()
@@ -201,5 +203,5 @@ def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", re
         "timings_s": dict(study.timings),
     }
     path = Path(root) / "report.json"
-    path.write_text(json.dumps(report, indent=2))
+    write_text(path, json.dumps(report, indent=2))  # model order matters to readers: no sorted keys
     return report

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from paxion.atomic import write_json
+from paxion.bench.files import read_bench
 from paxion.cache.manifest import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -28,7 +28,7 @@ from paxion.cache.manifest import (
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.device import resolve_device
-from paxion.errors import AnnotationError, CacheError, PaxionError
+from paxion.errors import CacheError, PaxionError
 from paxion.extract.decoding import decode_batches
 from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
 from paxion.extract.texts import distinct_texts, encode_texts, text_indices
@@ -76,39 +76,6 @@ def work_split(num_shards: int | None = None, shard_index: int | None = None) ->
     if k < 1 or not 0 <= i < k:
         raise PaxionError(f"shard index {i} is not in [0, {k}) processes")
     return k, i
-
-
-def read_bench(bench_dir: str | Path, splits: list[str] | None = None) -> tuple[dict, dict[str, list[dict]]]:
-    """The bench's meta.json and, per split (default: every split meta.json lists), its JSONL records."""
-    bench_dir = Path(bench_dir)
-    meta_path = bench_dir / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(meta_path, f"cannot read bench meta ({exc})") from None
-    records: dict[str, list[dict]] = {}
-    for split in splits or list(meta.get("splits", {})):
-        path = bench_dir / f"{split}.jsonl"
-        if not path.is_file():
-            raise AnnotationError(path, f"no such split file (bench has {', '.join(meta.get('splits', {}))})")
-        rows, seen = [], set()
-        for line_no, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise AnnotationError(path, f"not JSON ({exc})", line=line_no) from None
-            missing = [k for k in ("id", "video", "caption") if not isinstance(row.get(k), str)]
-            if missing or row["id"] in seen:
-                reason = f"missing {', '.join(missing)}" if missing else f"duplicate id {row['id']!r}"
-                raise AnnotationError(path, reason, line=line_no)
-            seen.add(row["id"])
-            rows.append(row)
-        records[split] = rows
-    if not records:
-        raise AnnotationError(meta_path, "no splits to extract")
-    return meta, records
 
 
 def _bench_digest(bench_dir: Path, splits: list[str]) -> str:
@@ -272,7 +239,9 @@ def extract(
     Defaults: every split of meta.json, 8 frames, batches of 32, 2 decoding workers, fp16 tokens, 512 clips per
     shard, the saliency thresholds of the paper; num_shards / shard_index default to torchrun's WORLD_SIZE / RANK,
     else one process. Finished shards of an earlier run with the same configuration are kept, so rerunning after
-    a crash redoes only the rest. A decoding worker that dies on a clip fails that clip (see `decode_batches`).
+    a crash redoes only the rest. Clips whose video cannot be decoded are skipped and listed in the manifest (a
+    decoding worker that dies on a clip fails that clip, see `decode_batches`); raises PaxionError when every clip of
+    this process's shards failed.
     """
     if token_dtype not in TOKEN_DTYPES:
         raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")
@@ -333,4 +302,8 @@ def extract(
             progress(ExtractProgress(done, len(clips), result.shards_written, len(todo)))
     manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))
     result.complete = manifest is not None
+    if result.clips == 0 and result.failed:
+        first = result.failed[0]
+        raise PaxionError(f"{videos}: every clip failed to decode ({len(result.failed)}), e.g. {first['split']}/"
+                          f"{first['id']} ({first['video']}): {first['reason']}")
     return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
 import numpy as np
+
+from paxion.atomic import atomic_path
 
 FPS = 8
 CODEC = "libx264"
@@ -19,8 +20,7 @@ OPTIONS = {"crf": "0", "preset": "ultrafast"}
 def write_video(path: Path, frames: np.ndarray, *, fps: int = FPS) -> int:
     """Write uint8 frames [F, H, W, 3] to an MP4 file at `path` atomically; return its size in bytes."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream(CODEC, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = PIXEL_FORMAT
@@ -29,5 +29,4 @@ def write_video(path: Path, frames: np.ndarray, *, fps: int = FPS) -> int:
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    os.replace(tmp, path)
     return path.stat().st_size

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paxion.atomic import write_text
 from paxion.errors import PaxionError
 from paxion.synth.actions import ACTIONS, fill_template
 from paxion.synth.encode import CODEC, write_video
@@ -79,9 +80,8 @@ def _write_clip(job: tuple[Path, WorldClip]) -> int:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # keys in SSv2's own order (id, label, template, placeholders), so not atomic.write_json's sorted keys
+    write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def write_annotations(root: Path, clips: list[WorldClip]) -> None:

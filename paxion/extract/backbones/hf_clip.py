@@ -12,6 +12,7 @@ from paxion.extract.backbones.hf_common import HFBackbone
 class HFClipBackbone(HFBackbone):
     """CLIP image tower per frame: tokens = last hidden state (CLS + patches), frames = image features."""
 
+    kind = "hf-clip"
     model_class = CLIPModel
     temporal = False
 

@@ -1,4 +1,7 @@
-"""What the Hugging Face adapters share: offline loading, image normalisation and text encoding."""
+"""What the Hugging Face adapters share: offline loading, image normalisation and text encoding.
+
+The adapters (hf_clip, hf_xclip) subclass `HFBackbone`; this module imports neither of them.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,13 @@ def _pooled(output: object) -> torch.Tensor:
 
 
 class HFBackbone(Backbone):
-    """A frozen `transformers` CLIP-family model with its tokenizer; subclasses encode video."""
+    """A frozen `transformers` CLIP-family model with its tokenizer; subclasses encode video.
+
+    Subclasses set `kind` (the spec's name, e.g. "hf-clip") and `model_class` (the `transformers` model class).
+    """
+
+    kind: str
+    model_class: type
 
     def __init__(
         self, *, name: str, model: torch.nn.Module, tokenizer, mean: tuple, std: tuple, text_batch: int = 256
@@ -69,7 +78,7 @@ class HFBackbone(Backbone):
     def config_dict(self) -> dict:
         """The model config (without load paths) and the pixel normalisation."""
         return {
-            "kind": self.name.split(":")[0],
+            "kind": self.kind,
             "config": _portable(self.model.config.to_dict()),
             "mean": self.mean,
             "std": self.std,
@@ -93,33 +102,32 @@ class HFBackbone(Backbone):
             )
         return torch.cat(out)
 
+    @classmethod
+    def load(cls, target: str, *, device: str | torch.device = "cpu") -> HFBackbone:
+        """Load weights and tokenizer from a local directory or the HF cache, never the web.
 
-def load_hf(kind: str, target: str, *, device: str | torch.device = "cpu") -> HFBackbone:
-    """Load `hf-clip` / `hf-xclip` weights and tokenizer from a local directory or the HF cache, never the web."""
-    try:
+        Raises BackboneError when they are not on disk, are another model type, or lack weights.
+        """
         from transformers import AutoConfig, AutoTokenizer
-    except ImportError as exc:
-        raise BackboneError(f"{kind} needs transformers: pip install 'paxion[hf]' ({exc})") from exc
-    if kind == "hf-clip":
-        from paxion.extract.backbones.hf_clip import HFClipBackbone as cls
-    else:
-        from paxion.extract.backbones.hf_xclip import HFXClipBackbone as cls
-    try:
-        config = AutoConfig.from_pretrained(target, local_files_only=True)
-        expected = cls.model_class.config_class.model_type
-        if config.model_type != expected:
-            raise BackboneError(f"{kind}:{target} is a {config.model_type!r} model, not {expected!r}")
-        model, info = cls.model_class.from_pretrained(target, local_files_only=True, output_loading_info=True)
-        tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise BackboneError(
-            f"{kind}:{target}: weights or tokenizer not found locally ({type(exc).__name__}); "
-            f"run `huggingface-cli download {target}` on a machine with internet, or pass a local directory"
-        ) from exc
-    if info["missing_keys"]:
-        # from_pretrained would otherwise fill them with random values without failing
-        raise BackboneError(
-            f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, e.g. {min(info['missing_keys'])}"
-        )
-    mean, std = image_stats(target)
-    return cls(name=f"{kind}:{target}", model=model, tokenizer=tokenizer, mean=mean, std=std).to(device)
+
+        kind = cls.kind
+        try:
+            config = AutoConfig.from_pretrained(target, local_files_only=True)
+            expected = cls.model_class.config_class.model_type
+            if config.model_type != expected:
+                raise BackboneError(f"{kind}:{target} is a {config.model_type!r} model, not {expected!r}")
+            model, info = cls.model_class.from_pretrained(target, local_files_only=True, output_loading_info=True)
+            tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise BackboneError(
+                f"{kind}:{target}: weights or tokenizer not found locally ({type(exc).__name__}); "
+                f"run `huggingface-cli download {target}` on a machine with internet, or pass a local directory"
+            ) from exc
+        if info["missing_keys"]:
+            # from_pretrained would otherwise fill them with random values without failing
+            raise BackboneError(
+                f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, "
+                f"e.g. {min(info['missing_keys'])}"
+            )
+        mean, std = image_stats(target)
+        return cls(name=f"{kind}:{target}", model=model, tokenizer=tokenizer, mean=mean, std=std).to(device)

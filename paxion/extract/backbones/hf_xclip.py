@@ -16,6 +16,7 @@ class HFXClipBackbone(HFBackbone):
     Text features are the plain projected text embeddings, without X-CLIP's video-conditioned prompts.
     """
 
+    kind = "hf-xclip"
     model_class = XCLIPModel
     temporal = True
 

@@ -1,0 +1,153 @@
+"""Every table the command line prints, built from what the library returns; one builder per kind of result.
+
+`actionbench_table` serves both `paxion eval` (one model) and the demo's report (the paper's Table 1 analog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.markup import escape
+from rich.table import Table
+
+from paxion.models.patched import format_parameters
+
+TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
+STUDY_RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t"), ("temporal", "v2t"))
+DIRECTIONS = {"v2t": "video to text", "t2v": "text to video"}
+
+
+def _table(title: str | None, columns: Iterable[str], *, left: int = 1) -> Table:
+    """A table titled `title` (plain text, no markup) whose first `left` columns are left-aligned, the rest right."""
+    table = Table(title=None if title is None else escape(title))
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < left else "right")
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _accuracy(score: dict) -> str:
+    """`{"accuracy", "n", "ci95"}` as "93.3 [90.1-95.4]" (percent, 95% Wilson interval), "-" without pairs."""
+    if score["accuracy"] is None:
+        return "-"
+    lo, hi = score["ci95"]
+    return f"{score['accuracy']:.1f} [{lo:.1f}-{hi:.1f}]"
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} ({count / total:.0%})" if total else str(count)
+
+
+def world_table(summary) -> Table:
+    """Clips per action of a world written by `paxion.synth.world.write_world` (its WorldSummary)."""
+    table = _table(f"world written to {summary.root}", ["action", "clips"])
+    for template, count in summary.class_counts.items():
+        table.add_row(escape(template), str(count))
+    return table
+
+
+def bench_table(summary, *, title: str) -> Table:
+    """Clips and Action Antonym / Object Replacement negatives per split of a `build_bench` BenchSummary; "given"
+    counts the negatives shipped with the annotations (the rest were made)."""
+    table = _table(title, ["split", "clips", "AA negatives", "AA given", "OR negatives", "OR given"])
+    for name, split in summary.splits.items():
+        table.add_row(escape(name), str(split.clips), _share(split.aa, split.clips), str(split.aa_given),
+                      _share(split.or_, split.clips), str(split.or_given))
+    return table
+
+
+def backbone_table(backbone) -> Table:
+    """A loaded backbone's shapes, size and config hash."""
+    table = _table(f"backbone {backbone.name}", ["field", "value"])
+    for field, value in [("temporal", backbone.temporal), ("image size", backbone.image_size),
+                         ("joint dim d", backbone.embed_dim), ("token dim D", backbone.token_dim),
+                         ("tokens per frame N", backbone.tokens_per_frame),
+                         ("parameters", f"{sum(p.numel() for p in backbone.parameters()):,}"),
+                         ("config hash", backbone.config_hash())]:
+        table.add_row(field, str(value))
+    return table
+
+
+def backbones_table(entries: Sequence) -> Table:
+    """The installed backbones (`registry.backbone_entries()`): spec, temporal, where each comes from."""
+    table = _table("backbones", ["spec", "temporal", "from", "adapter / factory"], left=4)
+    for column in table.columns:
+        column.overflow = "fold"  # a spec or module path cut short with an ellipsis is useless
+    for entry in entries:
+        temporal = "?" if entry.temporal is None else "yes" if entry.temporal else "no"
+        source = f"{entry.source} (unused: name taken)" if entry.shadowed else entry.source
+        table.add_row(escape(entry.usage), temporal, escape(source), escape(entry.target))
+    return table
+
+
+def cache_table(info: dict) -> Table:
+    """Clips, shards and bytes per split of a cache (`paxion.cache.manifest.summarize`)."""
+    table = _table(None, ["split", "clips", "shards", "MB", "KB per clip"])
+    for name, split in info["splits"].items():
+        table.add_row(escape(name), str(split["clips"]), str(split["shards"]), f"{split['bytes'] / 1e6:.1f}",
+                      f"{split['bytes_per_clip'] / 1e3:.1f}")
+    return table
+
+
+def actionbench_table(scores: dict[str, dict], *, title: str, params: dict[str, str] | None = None) -> Table:
+    """ActionBench accuracy, one row per model: `scores[model][task]` = {"accuracy", "n", "ci95"} (percent).
+
+    `params`: each model's trainable-parameter text, shown as a column when given.
+    """
+    table = _table(title, ["model", *(["trainable params"] if params else []), *TASK_NAMES.values()])
+    for model, row in scores.items():
+        table.add_row(escape(model), *([params[model]] if params else []), *(_accuracy(row[k]) for k in TASK_NAMES))
+    first = next(iter(scores.values()))
+    table.caption = f"accuracy % [95% CI]; n = {' / '.join(str(first[k]['n']) for k in TASK_NAMES)} pairs; chance 50"
+    return table
+
+
+def retrieval_table(result: dict, *, title: str, ks: Sequence[int]) -> Table:
+    """A `paxion.retrieval.tasks.run_task` result: accuracy (mc, zeroshot) or R@k and median rank both ways."""
+    if "accuracy" in result:
+        lo, hi = result["ci95"]
+        table = _table(title, ["accuracy %", "n", "95% CI"], left=0)
+        table.add_row(f"{result['accuracy']:.1f}", str(result["n"]), f"{lo:.1f}-{hi:.1f}")
+        return table
+    table = _table(title, ["direction", *(f"R@{k} %" for k in ks), "median rank", "queries"])
+    for key, name in DIRECTIONS.items():
+        row = result[key]
+        table.add_row(name, *(f"{row[f'r{k}']:.1f}" for k in ks), f"{row['medr']:g}", str(row["n"]))
+    return table
+
+
+def _study_params(report: dict) -> dict[str, str]:
+    backbone = report["parameters"].get("backbone")
+    return {name: "-" if name == "backbone" else format_parameters(report["parameters"][name], backbone)
+            for name in report["parameters"]}
+
+
+def study_actionbench_table(report: dict) -> Table:
+    """The demo's Table 1 analog: ActionBench per model of `paxion.demo.study.run_study`'s report."""
+    return actionbench_table(report["actionbench"], params=_study_params(report),
+                             title="ActionBench on the built-in world (validation; Table 1 analog)")
+
+
+def study_retrieval_table(report: dict) -> Table:
+    """The demo's Table 2 analog: label retrieval both ways, video-to-action (template) and the temporal subset."""
+    params = _study_params(report)
+    columns = [f"{task} {direction} {k.upper()}" for task, direction in STUDY_RETRIEVAL_COLUMNS for k in ("r1", "r5")]
+    table = _table("Retrieval on the built-in world (validation; Table 2 analog)",
+                   ["model", "trainable params", *columns])
+    for name, tasks in report["retrieval"].items():
+        cells = [_pct(tasks[task][direction].get(k)) for task, direction in STUDY_RETRIEVAL_COLUMNS
+                 for k in ("r1", "r5")]
+        table.add_row(escape(name), params[name], *cells)
+    return table
+
+
+def timings_table(report: dict) -> Table:
+    """Seconds spent per stage of the demo."""
+    table = _table("Time per stage", ["stage", "seconds"])
+    for name, seconds in report["timings_s"].items():
+        table.add_row(escape(name), f"{seconds:.1f}")
+    table.add_row("total", f"{sum(report['timings_s'].values()):.1f}")
+    return table
