@@ -8,17 +8,15 @@ caption with "something" for each object, lowercase like Kinetics' ("pushing som
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from paxion.atomic import write_text
 from paxion.synth.actions import template_caption
 from paxion.synth.encode import FPS
+from paxion.synth.tables import write_csv
 
 if TYPE_CHECKING:
     from paxion.synth.world import WorldClip
@@ -57,9 +55,6 @@ def kinetics_video_path(root: Path, clip: WorldClip, *, seed: int) -> Path:
 def write_kinetics(root: Path, clips: list[WorldClip], *, seed: int) -> None:
     """Write `root/kinetics/{train,val}.csv` for `clips`, whose videos are at `kinetics_video_path`."""
     for split, name in SPLIT_NAMES.items():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for clip in (c for c in clips if c.split == split):
-            writer.writerow([class_name(clip.template), youtube_id(clip, seed=seed), *clip_times(clip), name])
-        write_text(Path(root) / "kinetics" / f"{name}.csv", buffer.getvalue())
+        rows = [[class_name(c.template), youtube_id(c, seed=seed), *clip_times(c), name]
+                for c in clips if c.split == split]
+        write_csv(Path(root) / "kinetics" / f"{name}.csv", COLUMNS, rows)

@@ -1,4 +1,4 @@
-"""Write the built-in world a second time as NExT-QA ships: multiple-choice CSVs, nested video folders, a map.
+"""Write a world's clips a second time as NExT-QA ships: multiple-choice CSVs, nested video folders, a map.
 
 Layout (as in the NExT-QA repository's `dataset/nextqa/`): `nextqa/train.csv` and `nextqa/val.csv` with
 columns `video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4` (`answer` is the index
@@ -11,8 +11,6 @@ objects: the clip's action, its time reversal (the partner action, when it has o
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -23,6 +21,7 @@ import numpy as np
 
 from paxion.atomic import atomic_path, write_text
 from paxion.synth.actions import ACTION_INDEX, ACTIONS, fill_template
+from paxion.synth.tables import write_csv
 
 if TYPE_CHECKING:
     from paxion.synth.world import WorldClip
@@ -80,6 +79,12 @@ def candidates(clip: WorldClip, *, seed: int, pool: tuple[str, ...]) -> tuple[li
     return [texts[int(k)] for k in order], int(np.flatnonzero(order == 0)[0])
 
 
+def _row(clip: WorldClip, *, seed: int, pool: tuple[str, ...]) -> list[object]:
+    texts, answer = candidates(clip, seed=seed, pool=pool)
+    p = clip.params
+    return [video_id(clip), p.frames, p.size, p.size, question(clip), answer, 0, QUESTION_TYPE, *texts]
+
+
 def _link(source: Path, target: Path) -> None:
     """Hard-link `source` at `target` (a copy where the file system has no hard links), replacing it atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,14 +100,6 @@ def write_nextqa(root: Path, clips: list[WorldClip], *, sources: list[Path], see
     folder = Path(root) / "nextqa"
     for clip, source in zip(clips, sources, strict=True):
         _link(source, nextqa_video_path(root, clip))
-    for split in SPLIT_FILES:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for clip in (c for c in clips if c.split == split):
-            texts, answer = candidates(clip, seed=seed, pool=pool)
-            p = clip.params
-            writer.writerow([video_id(clip), p.frames, p.size, p.size, question(clip), answer, 0, QUESTION_TYPE,
-                             *texts])
-        write_text(folder / SPLIT_FILES[split], buffer.getvalue())
+    for split, name in SPLIT_FILES.items():
+        write_csv(folder / name, COLUMNS, (_row(clip, seed=seed, pool=pool) for clip in clips if clip.split == split))
     write_text(folder / "map_vid_vidorID.json", json.dumps({video_id(c): video_key(c) for c in clips}))

@@ -57,7 +57,7 @@ class WorldSummary:
     video_bytes: int
     seconds: float
     codec: str
-    layouts: tuple[str, ...] = ("ssv2",)  # the folders written under root: ssv2 (annotations/, videos/), nextqa, kinetics
+    layouts: tuple[str, ...] = ("ssv2",)  # what root holds: ssv2 (annotations/, videos/), nextqa/, kinetics/
 
 
 def clip_rng(seed: int, split: str, index: int, *, domain: Domain = BUILT_IN) -> np.random.Generator:
