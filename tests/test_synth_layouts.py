@@ -146,13 +146,16 @@ def test_shifted_world_is_written_as_kinetics(shifted_world):
     root, summary = shifted_world
     assert summary.layouts == ("kinetics",)
     assert sorted(p.name for p in root.iterdir()) == ["kinetics"]  # no SSv2 files
-    names = {template_caption(a.template).lower() for a in ACTIONS}
+    clips = sample_world(train=6, val=3, seed=4, domain=SHIFTED)
     listed = []
-    for split, count in (("train", 6), ("val", 3)):
+    for split, world_split, count in (("train", "train", 6), ("val", "validation", 3)):
         columns, rows = _rows(root / "kinetics" / f"{split}.csv")
         assert columns == KINETICS_COLUMNS and len(rows) == count
+        expected = [c for c in clips if c.split == world_split]
+        assert [r["label"] for r in rows] == [template_caption(c.template).lower() for c in expected]
+        assert [r["youtube_id"] for r in rows] == [youtube_id(c, seed=4) for c in expected]
         for row in rows:
-            assert row["split"] == split and row["label"] in names
+            assert row["split"] == split
             assert re.fullmatch(r"[A-Za-z0-9_-]{11}", row["youtube_id"])
             start, end = int(row["time_start"]), int(row["time_end"])
             assert (start, end) == (0, 2)  # 16 frames at 8 fps
