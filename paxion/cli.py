@@ -111,24 +111,35 @@ def cli() -> None:
 @seed_option(help="World seed; the same seed gives byte-identical files.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes that render and encode  [default: all CPU cores]; the output does not depend on it.")
-def synth(out: str, train: int, val: int, seed: int, workers: int | None) -> None:
+@click.option("--nextqa", is_flag=True,
+              help="Also write the clips as NExT-QA multiple choice: nextqa/{train,val}.csv, "
+                   "nextqa/map_vid_vidorID.json, nextqa/videos/{folder}/{id}.mp4 (hard links).")
+@click.option("--shift", is_flag=True,
+              help="Render the domain-shifted world (other colours, shapes, backgrounds; same actions) "
+                   "and write it as Kinetics ships: kinetics/{train,val}.csv and kinetics/videos/.")
+def synth(out: str, train: int, val: int, seed: int, workers: int | None, nextqa: bool, shift: bool) -> None:
     """Render the built-in action world (64x64, 16 frames per clip) in Something-Something v2 format.
 
     Every reversal pair (left/right, falling/rising, covering/uncovering, ...) is drawn so that one
     member is exactly the other played backwards; Holding and Shaking have no state change.
+    --nextqa adds the NExT-QA layout of the same clips; --shift writes the domain-shifted world in the
+    Kinetics layout instead (for zero-shot retrieval, the paper's Table 4 analog).
     """
     from paxion.report.tables import world_table
+    from paxion.synth.render import BUILT_IN, SHIFTED
     from paxion.synth.world import write_world
 
     with _bar() as bar:
         task = bar.add_task("rendering clips", total=train + val)
         summary = write_world(out, train=train, val=val, seed=seed, workers=workers,
-                              progress=lambda k: bar.advance(task, k))
+                              progress=lambda k: bar.advance(task, k), domain=SHIFTED if shift else BUILT_IN,
+                              layout="kinetics" if shift else "ssv2", nextqa=nextqa)
     console.print(world_table(summary))
     total = sum(summary.clips.values())
     console.print(f"{summary.clips['train']} train + {summary.clips['validation']} validation clips, "
                   f"{summary.video_bytes / 1e6:.1f} MB of {summary.codec} video, {summary.seconds:.1f} s "
                   f"({total / summary.seconds:.0f} clips/s)")
+    console.print(f"layouts: {', '.join(summary.layouts)}")
 
 
 # ---- bench ----

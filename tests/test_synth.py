@@ -16,7 +16,7 @@ from paxion.extract.video import read_frames
 from paxion.synth.actions import ACTION_INDEX, ACTIONS, OBJECTS, fill_template
 from paxion.synth.draw import COLOUR_RGB
 from paxion.synth.encode import write_video
-from paxion.synth.render import render_clip, sample_params
+from paxion.synth.render import BUILT_IN, SHIFTED, render_clip, sample_params
 from paxion.synth.world import sample_world, video_path, write_world
 
 FORWARD = [a for a in ACTIONS if a.partner is not None and not a.reversed]
@@ -28,11 +28,12 @@ def _object_mask(frames: np.ndarray, colour: str) -> np.ndarray:
     return np.abs(frames.astype(np.float32) - target).max(axis=-1) < 40
 
 
+@pytest.mark.parametrize("domain", [BUILT_IN, SHIFTED], ids=lambda d: d.name)
 @pytest.mark.parametrize("action", FORWARD, ids=lambda a: a.motion)
-def test_partner_is_exactly_the_clip_played_backwards(action):
+def test_partner_is_exactly_the_clip_played_backwards(action, domain):
     rng = np.random.default_rng(ACTION_INDEX[action.template])
     for _ in range(3):
-        params = sample_params(rng, action)
+        params = sample_params(rng, action, domain=domain)
         forward = render_clip(action.template, params)
         backward = render_clip(action.partner, params)
         assert forward.shape == (16, 64, 64, 3) and forward.dtype == np.uint8
@@ -53,12 +54,13 @@ def test_decoded_partner_matches_the_reversed_clip(action, tmp_path):
         assert np.abs(backward - forward).max() > 40
 
 
+@pytest.mark.parametrize("domain", [BUILT_IN, SHIFTED], ids=lambda d: d.name)
 @pytest.mark.parametrize("motion, axis", [("slide", 1), ("fall", 0)])
-def test_motions_travel_several_patches(motion, axis):
+def test_motions_travel_several_patches(motion, axis, domain):
     action = next(a for a in FORWARD if a.motion == motion)
     rng = np.random.default_rng(1)
     for _ in range(5):
-        params = sample_params(rng, action)
+        params = sample_params(rng, action, domain=domain)
         frames = render_clip(action.template, params)
         mask = _object_mask(frames, params.objects[0].split()[0])
         coords = np.argwhere(mask[0])[:, axis].mean(), np.argwhere(mask[-1])[:, axis].mean()

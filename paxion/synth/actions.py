@@ -8,6 +8,11 @@ COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple")
 SHAPES: tuple[str, ...] = ("ball", "box", "triangle", "ring")
 OBJECTS: tuple[str, ...] = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)
 
+# The domain-shifted world (`paxion synth --shift`): none of these colours or shapes occurs above.
+SHIFT_COLOURS: tuple[str, ...] = ("lime", "violet", "crimson", "magenta", "azure")
+SHIFT_SHAPES: tuple[str, ...] = ("star", "diamond", "cross", "hexagon")
+SHIFT_OBJECTS: tuple[str, ...] = tuple(f"{c} {s}" for c in SHIFT_COLOURS for s in SHIFT_SHAPES)
+
 
 @dataclass(frozen=True)
 class Action:

@@ -14,6 +14,13 @@ COLOUR_RGB: dict[str, tuple[float, float, float]] = {
     "blue": (45.0, 85.0, 235.0),
     "yellow": (240.0, 220.0, 30.0),
     "purple": (160.0, 55.0, 210.0),
+    # The domain-shifted world's colours: hues between or beside the ones above. The toy backbone learnt
+    # its five colours so narrowly that farther ones (orange, teal, gold, white) leave it near chance.
+    "lime": (165.0, 240.0, 40.0),
+    "violet": (120.0, 40.0, 230.0),
+    "crimson": (200.0, 20.0, 60.0),
+    "magenta": (225.0, 30.0, 200.0),
+    "azure": (40.0, 130.0, 250.0),
 }
 
 
@@ -51,7 +58,32 @@ def _ring(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
     return np.abs(np.sqrt(dx * dx + dy * dy) - 0.7 * r) - 0.3 * r
 
 
-SHAPE_SDF = {"ball": _disc, "box": _square, "triangle": _triangle, "ring": _ring}
+# The shifted world's shapes cover about as many pixels as the disc (pi r^2) so the toy backbone sees them alike.
+def _diamond(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    return (np.abs(dx) + np.abs(dy) - 1.2 * r) / math.sqrt(2.0)
+
+
+def _cross(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    ax, ay = np.abs(dx), np.abs(dy)
+    arm, half = 1.0 * r, 0.5 * r
+    return np.minimum(np.maximum(ax - arm, ay - half), np.maximum(ax - half, ay - arm))
+
+
+def _hexagon(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    # Largest distance along the three edge normals minus the apothem: exact inside, a slight underestimate
+    # beyond the corners, which only softens the anti-aliasing there.
+    normals = [(math.cos(a), math.sin(a)) for a in (0.0, math.pi / 3.0, 2.0 * math.pi / 3.0)]
+    return np.maximum.reduce([np.abs(dx * cx + dy * cy) for cx, cy in normals]) - 0.93 * r
+
+
+def _star(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    # A five-pointed star with rounded points, one pointing up (image y grows downwards): radial distance.
+    angle = np.arctan2(dy, dx) + math.pi / 2.0
+    return np.sqrt(dx * dx + dy * dy) - r * (0.9 + 0.4 * np.cos(5.0 * angle))
+
+
+SHAPE_SDF = {"ball": _disc, "box": _square, "triangle": _triangle, "ring": _ring,
+             "star": _star, "diamond": _diamond, "cross": _cross, "hexagon": _hexagon}
 
 
 def shape_distance(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -109,3 +141,30 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
             dist = (np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2) - 1.0) * min(rx, ry)
         paint(canvas, coverage(dist) * rng.uniform(0.5, 1.0), shade)
     return canvas
+
+
+def tiled_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """The shifted world's background [size, size, 3] float32: a tinted gradient, a checkerboard, soft discs.
+
+    Unlike `background` (desaturated clutter on one base colour), it mixes two tints, has hard-edged
+    regular tiles and a few large blurred discs: another texture for the same moderate contrast.
+    """
+    ys, xs = pixel_grid(size)
+    tints = rng.uniform(45.0, 160.0, size=(2, 1)) + rng.uniform(-25.0, 25.0, size=(2, 3))
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    ramp = xs * np.cos(angle) + ys * np.sin(angle)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    canvas = (tints[0] + ramp[..., None] * (tints[1] - tints[0])).astype(np.float32)
+    cell = int(rng.integers(6, 14))
+    checker = ((xs // cell + ys // cell) % 2) * 2.0 - 1.0
+    canvas += (rng.uniform(4.0, 10.0) * checker)[..., None]
+    for _ in range(int(rng.integers(3, 7))):
+        cx, cy = rng.uniform(0, size, size=2)
+        radius = rng.uniform(6.0, 20.0)
+        dist = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2) - radius
+        soft = np.clip(0.5 - dist / 6.0, 0.0, 1.0) * rng.uniform(0.4, 0.8)
+        paint(canvas, soft, canvas.mean(axis=(0, 1)) + rng.uniform(-30.0, 30.0, size=3))
+    return canvas
+
+
+BACKGROUNDS = {"clutter": background, "tiles": tiled_background}

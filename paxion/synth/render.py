@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paxion.synth.actions import ACTION_INDEX, ACTIONS, OBJECTS, Action
-from paxion.synth.draw import background, coverage, object_colour, object_shape, paint, rect_distance, shape_distance
+from paxion.synth.actions import ACTION_INDEX, ACTIONS, OBJECTS, SHIFT_OBJECTS, Action
+from paxion.synth.draw import BACKGROUNDS, coverage, object_colour, object_shape, paint, rect_distance, shape_distance
 
 FRAMES = 16
 IMAGE_SIZE = 64
@@ -16,6 +16,25 @@ JITTER = 2  # camera shake in pixels, well below every motion's travel
 SHAKE_PERIODS = 2  # full periods per clip, so each half of a shaking clip holds a whole period
 LIQUID = (240.0, 240.0, 240.0)
 INSIDE = (28.0, 24.0, 24.0)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The look of a world: the objects it draws and its background painter (a key of `draw.BACKGROUNDS`).
+
+    stream: extra key of every clip's random generator, so two domains with one seed draw unrelated clips
+    (empty for the built-in world, whose clips must stay as they were).
+    """
+
+    name: str
+    objects: tuple[str, ...]
+    scene: str
+    stream: tuple[int, ...] = ()
+
+
+BUILT_IN = Domain("built-in", OBJECTS, "clutter")
+# Table 4's analog: other colours, shapes and backgrounds; the same actions, sizes and motions.
+SHIFTED = Domain("shifted", SHIFT_OBJECTS, "tiles", stream=(1,))
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,7 @@ class ClipParams:
     side: which way the cloth comes from (0 left, 1 right, 2 top, 3 bottom) or the lid leaves (0 left, 1 right).
     swing: amplitude in pixels of the side-to-side oscillation of a shaken object.
     frames, size: clip length and square frame size.
+    scene: the background painter, a key of `draw.BACKGROUNDS`.
     """
 
     objects: tuple[str, ...]
@@ -44,6 +64,7 @@ class ClipParams:
     swing: float = 0.0
     frames: int = FRAMES
     size: int = IMAGE_SIZE
+    scene: str = "clutter"
 
 
 def _centre(p: ClipParams, j: int, u: float, shift: np.ndarray) -> tuple[float, float]:
@@ -146,7 +167,7 @@ def render_forward(motion: str, p: ClipParams) -> np.ndarray:
     """Render the forward motion `motion` with parameters p: uint8 [F, size, size, 3]."""
     rng = np.random.default_rng(p.seed)
     canvas_size = p.size + 2 * JITTER
-    scene = background(rng, canvas_size)
+    scene = BACKGROUNDS[p.scene](rng, canvas_size)
     jitter = _camera_jitter(rng, p.frames)
     shifts = _object_shifts(motion, p, rng)
     accent = np.asarray((140.0, 100.0, 65.0) if rng.random() < 0.5 else (150.0, 150.0, 155.0), dtype=np.float32)
@@ -172,10 +193,12 @@ def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(rng.uniform(low, high))
 
 
-def sample_params(rng: np.random.Generator, action: Action, *, size: int = IMAGE_SIZE, frames: int = FRAMES) -> ClipParams:
-    """Draw random objects, size, positions, speed and scene for one clip of `action`."""
-    picks = rng.choice(len(OBJECTS), size=action.n_objects, replace=False)
-    objects = tuple(OBJECTS[int(k)] for k in picks)
+def sample_params(
+    rng: np.random.Generator, action: Action, *, domain: Domain = BUILT_IN, size: int = IMAGE_SIZE, frames: int = FRAMES
+) -> ClipParams:
+    """Draw random objects (from `domain`), size, positions, speed and scene for one clip of `action`."""
+    picks = rng.choice(len(domain.objects), size=action.n_objects, replace=False)
+    objects = tuple(domain.objects[int(k)] for k in picks)
     seed = int(rng.integers(0, 2**31 - 1))
     onset, offset = _uniform(rng, 0.0, 0.2), _uniform(rng, 0.8, 1.0)
     s = float(size)
@@ -227,4 +250,5 @@ def sample_params(rng: np.random.Generator, action: Action, *, size: int = IMAGE
         swing=swing,
         frames=frames,
         size=size,
+        scene=domain.scene,
     )

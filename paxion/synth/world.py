@@ -1,4 +1,8 @@
-"""Sample the built-in world and write it as Something-Something v2 ships: JSON annotations plus video files."""
+"""Sample the built-in world and write it as Something-Something v2 ships: JSON annotations plus video files.
+
+The same clips can also be written as NExT-QA multiple choice (`nextqa.py`), and a world can be written as
+Kinetics ships instead (`kinetics.py`), as the domain-shifted world of `paxion synth --shift` is.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ from paxion.atomic import write_text
 from paxion.errors import PaxionError
 from paxion.synth.actions import ACTIONS, fill_template
 from paxion.synth.encode import CODEC, write_video
-from paxion.synth.render import ClipParams, render_clip, sample_params
+from paxion.synth.kinetics import kinetics_video_path, write_kinetics
+from paxion.synth.nextqa import write_nextqa
+from paxion.synth.render import BUILT_IN, ClipParams, Domain, render_clip, sample_params
 
 SPLITS: tuple[str, ...] = ("train", "validation")
+LAYOUTS: tuple[str, ...] = ("ssv2", "kinetics")
 NO_CHANGE_WEIGHT = 0.25  # Holding / Shaking relative to each other action: no state change, so keep them rare
 ACTION_WEIGHTS = np.array([1.0 if a.salient else NO_CHANGE_WEIGHT for a in ACTIONS])
 ACTION_PROBS = ACTION_WEIGHTS / ACTION_WEIGHTS.sum()
@@ -51,21 +58,23 @@ class WorldSummary:
     video_bytes: int
     seconds: float
     codec: str
+    layouts: tuple[str, ...] = ("ssv2",)  # what root holds: ssv2 (annotations/, videos/), nextqa/, kinetics/
 
 
-def clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
+def clip_rng(seed: int, split: str, index: int, *, domain: Domain = BUILT_IN) -> np.random.Generator:
     """The random generator of clip `index` of `split`: independent of how many clips or workers there are."""
-    return np.random.default_rng([seed, SPLITS.index(split), index])
+    return np.random.default_rng([seed, SPLITS.index(split), index, *domain.stream])
 
 
-def sample_world(*, train: int, val: int, seed: int) -> list[WorldClip]:
+def sample_world(*, train: int, val: int, seed: int, domain: Domain = BUILT_IN) -> list[WorldClip]:
     """Draw every clip's action and parameters; ids run 1..train+val across the splits."""
     clips = []
     for split, count in zip(SPLITS, (train, val)):
         for index in range(count):
-            rng = clip_rng(seed, split, index)
+            rng = clip_rng(seed, split, index, domain=domain)
             action = ACTIONS[int(rng.choice(len(ACTIONS), p=ACTION_PROBS))]
-            clips.append(WorldClip(str(len(clips) + 1), split, action.template, sample_params(rng, action)))
+            params = sample_params(rng, action, domain=domain)
+            clips.append(WorldClip(str(len(clips) + 1), split, action.template, params))
     return clips
 
 
@@ -75,8 +84,8 @@ def video_path(root: Path, clip_id: str) -> Path:
 
 
 def _write_clip(job: tuple[Path, WorldClip]) -> int:
-    root, clip = job
-    return write_video(video_path(root, clip.id), render_clip(clip.template, clip.params))
+    path, clip = job
+    return write_video(path, render_clip(clip.template, clip.params))
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -101,12 +110,24 @@ def write_world(
     seed: int,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    domain: Domain = BUILT_IN,
+    layout: str = "ssv2",
+    nextqa: bool = False,
 ) -> WorldSummary:
-    """Render and encode a world of train + val clips under `out` (videos/, annotations/).
+    """Render and encode a world of train + val clips under `out`.
 
+    domain: the world's look (`render.BUILT_IN`, or `render.SHIFTED`: other colours, shapes, backgrounds).
+    layout: "ssv2" writes videos/{id}.mp4 and annotations/ (Something-Something v2); "kinetics" writes
+        kinetics/{train,val}.csv and kinetics/videos/ (see `kinetics.py`) instead.
+    nextqa: with the ssv2 layout, also write nextqa/ (see `nextqa.py`), its videos hard links to videos/.
     workers: processes that render and encode (None = all CPU cores); the output does not depend on it.
     progress: called with the number of clips just finished.
+    Raises PaxionError for bad counts, an unknown layout, nextqa without the ssv2 layout, or an unusable `out`.
     """
+    if layout not in LAYOUTS:
+        raise PaxionError(f"unknown world layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if nextqa and layout != "ssv2":
+        raise PaxionError("the NExT-QA files link the SSv2 layout's videos: --nextqa needs the ssv2 layout")
     if train < 1 or val < 0:
         raise PaxionError(f"a world needs at least 1 training clip and 0 or more validation clips, got {train}/{val}")
     if workers is not None and workers < 1:
@@ -115,12 +136,16 @@ def write_world(
     if out.exists() and not out.is_dir():
         raise PaxionError(f"{out}: exists and is not a directory")
     start = time.perf_counter()
-    clips = sample_world(train=train, val=val, seed=seed)
+    clips = sample_world(train=train, val=val, seed=seed, domain=domain)
+    if layout == "ssv2":
+        paths = [video_path(out, c.id) for c in clips]
+    else:
+        paths = [kinetics_video_path(out, c, seed=seed) for c in clips]
     try:
-        (out / "videos").mkdir(parents=True, exist_ok=True)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PaxionError(f"{out}: cannot create the world directory ({exc.strerror})") from exc
-    jobs = [(out, c) for c in clips]
+    jobs = list(zip(paths, clips))
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     total_bytes = 0
     if workers == 1:
@@ -137,7 +162,12 @@ def write_world(
                 total_bytes += size
                 if progress:
                     progress(1)
-    write_annotations(out, clips)
+    if layout == "ssv2":
+        write_annotations(out, clips)
+    else:
+        write_kinetics(out, clips, seed=seed)
+    if nextqa:
+        write_nextqa(out, clips, sources=paths, seed=seed, pool=domain.objects)
     counts = Counter(c.template for c in clips)
     return WorldSummary(
         root=out,
@@ -146,4 +176,5 @@ def write_world(
         video_bytes=total_bytes,
         seconds=time.perf_counter() - start,
         codec=CODEC,
+        layouts=(layout, "nextqa") if nextqa else (layout,),
     )
