@@ -1,0 +1,140 @@
+"""Per-item predictions agree with ActionBench's aggregate; per-class counts; McNemar; name-preserving tables."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from paxion.analysis.items import (
+    pair_records,
+    per_class,
+    prediction_records,
+    read_predictions,
+    summarise_records,
+    write_predictions,
+)
+from paxion.analysis.paired import compare_models, mcnemar_exact, paired_comparison
+from paxion.analysis.tables import model_tables, paired_tables, per_class_tables
+from paxion.errors import PaxionError
+from paxion.trainer.evaluate import pair_credit, summarise
+
+
+def _random_pairs(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    positive = rng.normal(size=n).astype(np.float32)
+    negative = rng.normal(size=n).astype(np.float32)
+    negative[::7] = positive[::7]  # exact ties
+    negative[3::11] = positive[3::11] + np.float32(5e-7)  # ties within the tolerance
+    classes = [f"class {i % 5}" for i in range(n)]
+    return positive, negative, classes
+
+
+def _records(task, positive, negative, classes):
+    ids = [f"c{i}" for i in range(len(positive))]
+    return pair_records(ids, task, positive, negative, positive_labels=[f"true {i}" for i in ids],
+                        negative_labels=[{"text": f"neg {i}", "video": "reversed"} for i in ids], classes=classes)
+
+
+def test_predictions_file_agrees_with_actionbench_aggregate(tmp_path):
+    positive, negative, classes = _random_pairs()
+    records = _records("aa", positive, negative, classes)
+    path = write_predictions(tmp_path / "p.jsonl", records)
+    back = read_predictions(path)
+    assert back == json.loads(json.dumps(records))
+    expected = summarise(pair_credit(torch.from_numpy(positive), torch.from_numpy(negative)).numpy())
+    assert summarise_records(back) == {"aa": expected}
+    outcomes = [r["outcome"] for r in back]
+    assert outcomes.count("tie") == int(np.sum(np.abs(positive - negative) <= 1e-6)) > 0
+    assert back[1]["candidates"][1] == {"text": "neg c1", "video": "reversed", "score": float(negative[1]),
+                                        "rank": 1 if negative[1] > positive[1] else 2}
+
+
+def test_ranks_and_ties_among_several_candidates():
+    scores = np.array([[0.1, 0.5, 0.3], [0.7, 0.7, 0.2], [0.9, 0.2, 0.4]], dtype=np.float32)
+    records = prediction_records(["a", "b", "c"], "mc", [["x", "y", "z"]] * 3, scores, [2, 0, 0])
+    assert [c["rank"] for c in records[0]["candidates"]] == [3, 1, 2]
+    assert [c["rank"] for c in records[1]["candidates"]] == [1, 2, 3]  # equal scores: lower index first
+    assert [(r["outcome"], r["credit"]) for r in records] == [("wrong", 0.0), ("tie", 0.5), ("correct", 1.0)]
+    with pytest.raises(ValueError):
+        prediction_records(["a"], "mc", [["x", "y"]], scores[:1], [0])
+
+
+def test_per_class_counts_add_up_and_sort_worst_first():
+    positive, negative, classes = _random_pairs()
+    records = _records("aa", positive, negative, classes) + _records("vr", positive[:100], negative[:100], classes[:100])
+    table = per_class(records)
+    totals = summarise_records(records)
+    for task in ("aa", "vr"):
+        assert sum(row[task]["n"] for row in table.values() if task in row) == totals[task]["n"]
+        assert sum(row[task]["accuracy"] * row[task]["n"] for row in table.values()) == pytest.approx(
+            totals[task]["accuracy"] * totals[task]["n"])
+    means = [np.mean([s["accuracy"] for s in row.values()]) for row in table.values()]
+    assert means == sorted(means)
+    assert set(table) == set(classes)
+
+
+def test_mcnemar_hand_worked():
+    # b=1, c=9: 2 * (C(10,0) + C(10,1)) / 2^10 = 22 / 1024
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024, abs=1e-15)
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0  # capped
+    assert mcnemar_exact(0, 3) == pytest.approx(2 / 8)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)
+
+
+def _pair(task, clip, outcome):
+    credit = {"correct": 1.0, "tie": 0.5, "wrong": 0.0}[outcome]
+    return {"clip": clip, "task": task, "class": None, "candidates": [], "answer": 0, "outcome": outcome,
+            "credit": credit}
+
+
+def test_paired_comparison_counts_ties_as_not_right():
+    # 10 clips: A right / B wrong on 1, both right on 1, A wrong / B right on 7, A wrong / B tie on 1.
+    a_out = ["correct", "correct"] + ["wrong"] * 8
+    b_out = ["wrong", "correct"] + ["correct"] * 7 + ["tie"]
+    a = [_pair("vr", f"c{i}", o) for i, o in enumerate(a_out)]
+    b = [_pair("vr", f"c{i}", o) for i, o in reversed(list(enumerate(b_out)))]
+    result = paired_comparison(a, b)["vr"]
+    assert (result["n"], result["a_only"], result["b_only"], result["ties_b"]) == (10, 1, 7, 1)
+    assert result["p_value"] == pytest.approx(2 * (1 + 8) / 2**8)  # b=1, c=7
+    assert result["difference"] == pytest.approx(20.0 - 85.0)  # B: 7 right + a half
+    assert list(compare_models({"x": a, "y": b})) == ["y vs x"]
+    with pytest.raises(PaxionError, match="same items"):
+        paired_comparison(a, b[:-1])
+
+
+def test_tables_keep_full_names_at_80_columns():
+    names = ["kp-perceiver[vtc+dvdm]-with-a-very-long-suffix-x", "side-tuning[vtc+dvdm]", "backbone"]
+    columns = [(f"template v2t R{k}", [f"{10 * k + i:.1f}" for i in range(3)]) for k in range(9)]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    tables = model_tables(title="wide", names=names, columns=columns, width=80)
+    assert len(tables) > 1
+    for table in tables:
+        console.print(table)
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for name in names:
+        assert sum(name in line for line in text.splitlines()) == len(tables)
+    for _, cells in columns:
+        for cell in cells:
+            assert any(f" {cell} " in line for line in text.splitlines())
+
+
+def test_per_class_and_paired_tables_render_names():
+    positive, negative, classes = _random_pairs(60)
+    classes = [f"Pushing [something] from left to right variant {i % 3}" for i in range(60)]
+    records = _records("aa", positive, negative, classes)
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    for table in per_class_tables(per_class(records), title="per class", width=80):
+        console.print(table)
+    flipped = _records("aa", negative, positive, classes)
+    for table in paired_tables(compare_models({"backbone": flipped, "kp-perceiver[vtc+dvdm]": records}),
+                               title="paired", width=80):
+        console.print(table)
+    text = console.export_text()
+    for name in set(classes) | {"kp-perceiver[vtc+dvdm] vs backbone AA"}:
+        assert name in text
