@@ -95,7 +95,7 @@ def make_study(root, *, parts=True):
 class _Page(HTMLParser):
     """Collects headings, image sources, links and checks that every opened element is closed."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self):
         super().__init__()
