@@ -11,13 +11,17 @@ from paxion.analysis.items import (
     pair_records,
     per_class,
     prediction_records,
+    ranking_records,
     read_predictions,
+    recall_summary,
     summarise_records,
     write_predictions,
 )
 from paxion.analysis.paired import compare_models, mcnemar_exact, paired_comparison
 from paxion.analysis.tables import model_tables, paired_tables, per_class_tables
 from paxion.errors import PaxionError
+from paxion.retrieval.index import ExactIndex
+from paxion.retrieval.metrics import choice_accuracy, first_hit_ranks, retrieval_metrics
 from paxion.trainer.evaluate import pair_credit, summarise
 
 
@@ -138,3 +142,38 @@ def test_per_class_and_paired_tables_render_names():
     text = console.export_text()
     for name in set(classes) | {"kp-perceiver[vtc+dvdm] vs backbone AA"}:
         assert name in text
+
+
+def test_choice_records_agree_with_choice_accuracy():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(50, 5)).astype(np.float32)
+    scores[::4, 3] = scores[::4, 1]  # exact ties: the lowest index wins, as np.argmax
+    scores[::4, 1] = scores[::4].max(axis=1) + 1
+    scores[::4, 3] = scores[::4, 1]
+    answers = rng.integers(0, 5, size=50)
+    answers[::8] = 3  # tied with candidate 1 and counted wrong by choice_accuracy
+    answers[4::8] = 1  # tied with candidate 3 and counted right
+    records = prediction_records([str(i) for i in range(50)], "mc", [list("abcde")] * 50, scores, answers,
+                                 ties="first")
+    assert summarise_records(records)["mc"] == choice_accuracy(scores, answers)
+    assert {(r["outcome"], r["credit"]) for r in records[::4]} == {("tie", 0.0), ("tie", 1.0)}
+
+
+def test_ranking_records_agree_with_retrieval_metrics():
+    rng = np.random.default_rng(2)
+    texts = rng.normal(size=(30, 8)).astype(np.float32)
+    keys = rng.integers(0, 30, size=40)
+    videos = (texts[keys] + 1.5 * rng.normal(size=(40, 8))).astype(np.float32)
+    index = ExactIndex(texts)
+    expected = retrieval_metrics(index, videos, keys, np.arange(30), ks=(1, 5))
+    scores, ids = index.search(videos, 5)
+    ranks = first_hit_ranks(index, videos, keys, np.arange(30), depth=30)
+    names = [f"text {j}" for j in range(30)]
+    records = ranking_records([f"v{i}" for i in range(40)], "label", [[names[j] for j in row] for row in ids],
+                              scores, [names[k] for k in keys], ranks)
+    assert recall_summary(records, ks=(1, 5)) == expected
+    assert summarise_records(records)["label"]["accuracy"] == pytest.approx(expected["r1"])
+    deep = next(r for r in records if r["answer_rank"] > 5)
+    assert deep["answer"] is None and deep["outcome"] == "wrong"
+    hit = next(r for r in records if r["answer_rank"] <= 5)
+    assert hit["candidates"][hit["answer"]]["text"] == hit["answer_text"]

@@ -10,8 +10,15 @@ A record (one JSON object a line):
 (VR: "video": "forward" | "reversed"). `rank` orders the candidates by score, highest first, equal scores by
 ascending index (the order of `paxion.retrieval.index.ExactIndex`). `answer` is the index of the true candidate.
 `outcome`: "tie" when the answer's score is within `tolerance` of the best other candidate's, "correct" when it
-is higher, else "wrong"; `credit` is 1, 0 or, for a tie, 1 / (the number of candidates tied with the answer),
-i.e. 0.5 for a pair, exactly as ActionBench counts (`paxion.trainer.evaluate.pair_credit`).
+is higher, else "wrong". `credit` under the rule "share" (ActionBench's, `paxion.trainer.evaluate.pair_credit`):
+1, 0 or, for a tie, 1 / (the number of candidates tied with the answer), i.e. 0.5 for a pair; under the rule
+"first" (multiple choice and zero-shot, `paxion.retrieval.metrics.choice_accuracy`): 1 when the answer has rank
+1 (equal scores: the lowest index wins), else 0, whatever the outcome says.
+
+Retrieval (one query clip against every text, `ranking_records`) keeps only the top candidates, so a record has
+"answer": the positive's index among them or None, "answer_text", "answer_rank": its rank among all texts (None
+when deeper than searched); outcome "correct" at rank 1, else "wrong"; credit 1 or 0. `recall_summary` turns
+such records back into recall at k and the median rank.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ def prediction_records(
     *,
     classes: Sequence[str | None] | None = None,
     tolerance: float = TIE_TOLERANCE,
+    ties: str = "share",
 ) -> list[dict]:
     """One record per item (see the module docstring).
 
@@ -52,8 +60,11 @@ def prediction_records(
     subtracts in that dtype, as ActionBench does). answers: [n] index of the true candidate.
     classes: per item its class (template or label text), None where unknown; default None for all.
     tolerance: scores this close count as a tie (default 1e-6, ActionBench's).
-    Raises ValueError when the lengths or shapes disagree.
+    ties: "share" (ActionBench, default) or "first" (multiple choice; see the module docstring).
+    Raises ValueError when the lengths or shapes disagree or `ties` is unknown.
     """
+    if ties not in ("share", "first"):
+        raise ValueError(f"ties must be 'share' or 'first', got {ties!r}")
     scores = np.asarray(scores)
     answers = np.asarray(answers, dtype=np.int64)
     n = len(clip_ids)
@@ -80,6 +91,8 @@ def prediction_records(
             outcome, credit = "tie", 1.0 / tied
         else:
             outcome, credit = ("correct", 1.0) if margin > 0 else ("wrong", 0.0)
+        if ties == "first":
+            credit = float(ranks[i, a] == 1)
         records.append({
             "clip": str(clip_ids[i]),
             "task": task,
@@ -113,6 +126,58 @@ def pair_records(
     candidates = [(p, q) for p, q in zip(positive_labels, negative_labels)]
     return prediction_records(clip_ids, task, candidates, scores, np.zeros(len(clip_ids), np.int64),
                               classes=classes, tolerance=tolerance)
+
+
+def ranking_records(
+    clip_ids: Sequence[str],
+    task: str,
+    top_texts: Sequence[Sequence[str]],
+    top_scores: np.ndarray,
+    answer_texts: Sequence[str],
+    answer_ranks: np.ndarray,
+    *,
+    classes: Sequence[str | None] | None = None,
+) -> list[dict]:
+    """Records of a retrieval task, one per query clip (see the module docstring).
+
+    top_texts / top_scores: per query its top k texts and their scores [n, k], best first (as
+    `ExactIndex.search` returns them). answer_texts: per query its positive text. answer_ranks: [n] 1-based rank
+    of the positive among all texts, inf where deeper than searched (`paxion.retrieval.metrics.first_hit_ranks`).
+    Raises ValueError when the lengths disagree.
+    """
+    top_scores = np.asarray(top_scores)
+    answer_ranks = np.asarray(answer_ranks, dtype=np.float64)
+    n = len(clip_ids)
+    if not (len(top_texts) == len(top_scores) == len(answer_texts) == len(answer_ranks) == n):
+        raise ValueError(f"{n} clip ids need n top lists, n answers and n ranks")
+    records = []
+    for i in range(n):
+        rank = None if not np.isfinite(answer_ranks[i]) else int(answer_ranks[i])
+        records.append({
+            "clip": str(clip_ids[i]),
+            "task": task,
+            "class": None if classes is None else classes[i],
+            "candidates": [{"text": t, "score": float(sc), "rank": j + 1}
+                           for j, (t, sc) in enumerate(zip(top_texts[i], top_scores[i]))],
+            "answer": rank - 1 if rank is not None and rank <= len(top_texts[i]) else None,
+            "answer_text": answer_texts[i],
+            "answer_rank": rank,
+            "outcome": "correct" if rank == 1 else "wrong",
+            "credit": float(rank == 1),
+        })
+    return records
+
+
+def recall_summary(records: Sequence[dict], *, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """{"r<k>": %, "medr", "n"} of ranking records, as `paxion.retrieval.metrics.retrieval_metrics` reports them
+    (a rank deeper than searched counts as infinite). Raises ValueError for no records."""
+    if not records:
+        raise ValueError("no records to summarise")
+    ranks = np.array([np.inf if r["answer_rank"] is None else r["answer_rank"] for r in records], dtype=np.float64)
+    out = {f"r{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
+    out["medr"] = float(np.median(ranks))
+    out["n"] = len(records)
+    return out
 
 
 def write_predictions(path: str | Path, records: Iterable[dict]) -> Path:
