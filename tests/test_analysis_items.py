@@ -8,6 +8,7 @@ import torch
 from rich.console import Console
 
 from paxion.analysis.items import (
+    actionbench_records,
     pair_records,
     per_class,
     prediction_records,
@@ -177,3 +178,23 @@ def test_ranking_records_agree_with_retrieval_metrics():
     assert deep["answer"] is None and deep["outcome"] == "wrong"
     hit = next(r for r in records if r["answer_rank"] <= 5)
     assert hit["candidates"][hit["answer"]]["text"] == hit["answer_text"]
+
+
+def test_actionbench_records_from_per_clip_arrays():
+    texts = ["push ball", "pull ball", "push cup", "Pushing something"]
+    own = np.array([0.9, 0.2, 0.5], dtype=np.float32)
+    rev = np.array([0.1, 0.2, 0.7], dtype=np.float32)
+    records = actionbench_records(
+        ids=np.array(["a", "b", "c"], dtype=object), texts=texts, caption_idx=np.array([0, 0, 2]),
+        template_idx=np.array([3, 3, -1]), negative_idx={"aa": np.array([1, -1, 1]), "or": np.array([2, 2, -1])},
+        own=own, reversed_own=rev,
+        negative_scores={"aa": np.array([0.3, 9.0, 0.8], np.float32), "or": np.array([0.95, 0.1, 9.0], np.float32)})
+    got = [(r["task"], r["clip"], r["outcome"], r["class"]) for r in records]
+    assert got == [("aa", "a", "correct", "Pushing something"), ("aa", "c", "wrong", None),
+                   ("vr", "a", "correct", "Pushing something"), ("vr", "b", "tie", "Pushing something"),
+                   ("vr", "c", "wrong", None), ("or", "a", "wrong", "Pushing something"),
+                   ("or", "b", "correct", "Pushing something")]
+    assert records[1]["candidates"] == [{"text": "push cup", "score": 0.5, "rank": 2},
+                                        {"text": "pull ball", "score": pytest.approx(0.8), "rank": 1}]
+    assert records[3]["candidates"][1]["video"] == "reversed"
+    assert summarise_records(records)["vr"]["accuracy"] == pytest.approx(100 * 1.5 / 3)

@@ -157,6 +157,8 @@ def test_report_names_missing_parts(tmp_path):
     assert [h for h in page.headings if h in dict(SECTIONS).values()] == [name for _, name in SECTIONS]
     assert 'report.json has no "curves"' in html.replace("&quot;", '"')
     assert html.count('class="missing"') >= 8
+    given = render_report(tmp_path, report=json.loads((folder / "report.json").read_text()), title="x")
+    assert given == render_report(folder, title="x")  # a report dict instead of the folder's file
 
 
 def test_report_errors_name_the_file(tmp_path):

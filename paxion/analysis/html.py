@@ -100,23 +100,27 @@ def _missing(text: str) -> str:
 class _Folder:
     """The study folder's report.json, prediction records and clip frames, each loaded once."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, report: dict | None) -> None:
         self.root = root
-        path = root / "report.json"
-        try:
-            self.report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PaxionError(f"{path}: cannot read the study report ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(self.report, dict):
-            raise PaxionError(f"{path}: expected a JSON object")
+        self.report = self._read(root / "report.json") if report is None else report
         self.predictions = {model: read_predictions(root / rel)
                             for model, rel in self.report.get("predictions", {}).items()}
         clips = self.report.get("clips", {})
         self.bench_path = root / clips.get("bench", "bench/validation.jsonl")
         self.videos = root / clips.get("videos", "world/videos")
         self._bench: dict[str, dict] | None = None
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PaxionError(f"{path}: cannot read the study report ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(report, dict):
+            raise PaxionError(f"{path}: expected a JSON object")
+        return report
 
     def frames(self, clip: str) -> tuple[np.ndarray | None, str]:
         """The clip's strip frames, or None and why not."""
@@ -318,7 +322,8 @@ def _pick_examples(f: _Folder, per_kind: int) -> list[tuple[str, str, tuple[str,
         for r in f.predictions[models[-1]]:
             if r["task"] != task:
                 continue
-            if r["outcome"] == "correct" and first[(task, r["clip"])]["outcome"] != "correct" and len(models) > 1:
+            first_right = first.get((task, r["clip"]), {}).get("outcome") == "correct"
+            if r["outcome"] == "correct" and not first_right and len(models) > 1:
                 learned.append((f"{models[-1]} right, {models[0]} not", task, (task, r["clip"])))
             elif r["outcome"] == "wrong":
                 failed.append((f"failure of {models[-1]}", task, (task, r["clip"])))
@@ -372,13 +377,15 @@ def _cost(f: _Folder) -> str:
     return _p("Trainable parameters of each model (the backbone's are frozen) and seconds per stage.") + "".join(parts)
 
 
-def render_report(folder: str | Path, *, examples: int = 2, title: str | None = None) -> str:
+def render_report(folder: str | Path, *, report: dict | None = None, examples: int = 2, title: str | None = None) -> str:
     """The HTML page of a study folder (see the module docstring for what it reads).
 
-    examples: clips shown per kind (learned, failed) and task (default 2). Raises PaxionError when report.json
-    or a listed prediction file is missing or malformed.
+    report: the report dict to use instead of folder/report.json (e.g. assembled from a set of runs; its relative
+    paths stay relative to `folder`). examples: clips shown per kind (learned, failed) and task (default 2).
+    title: default "paxion report: FOLDER NAME". Raises PaxionError when report.json or a listed prediction file
+    is missing or malformed.
     """
-    f = _Folder(Path(folder))
+    f = _Folder(Path(folder), report)
     builders: dict[str, Callable[[], str]] = {
         "overview": lambda: _overview(f), "actionbench": lambda: _actionbench(f), "retrieval": lambda: _retrieval(f),
         "mc": lambda: _mc(f), "zeroshot": lambda: _zeroshot(f), "ablations": lambda: _ablations(f),
@@ -392,8 +399,8 @@ def render_report(folder: str | Path, *, examples: int = 2, title: str | None = 
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1><nav>{nav}</nav>{body}</body></html>\n")
 
 
-def write_report(folder: str | Path, out_html: str | Path, *, examples: int = 2) -> Path:
-    """Write `render_report(folder)` to `out_html` atomically and return its path."""
+def write_report(folder: str | Path, out_html: str | Path, *, report: dict | None = None, examples: int = 2) -> Path:
+    """Write `render_report(folder, report=report, examples=examples)` to `out_html` atomically; return its path."""
     out_html = Path(out_html)
-    write_text(out_html, render_report(folder, examples=examples))
+    write_text(out_html, render_report(folder, report=report, examples=examples))
     return out_html

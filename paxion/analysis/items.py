@@ -128,6 +128,45 @@ def pair_records(
                               classes=classes, tolerance=tolerance)
 
 
+def actionbench_records(
+    *,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    caption_idx: np.ndarray,
+    template_idx: np.ndarray,
+    negative_idx: dict[str, np.ndarray],
+    own: np.ndarray,
+    reversed_own: np.ndarray,
+    negative_scores: dict[str, np.ndarray],
+    tolerance: float = TIE_TOLERANCE,
+) -> list[dict]:
+    """AA, VR and OR records of a split from ActionBench's per-clip arrays (all [n], in clip order).
+
+    texts: the cache's text table; caption_idx / template_idx: rows of it (template -1 = no class).
+    negative_idx: {"aa": [n], "or": [n]} text rows of the negatives, -1 = the clip has none (no record).
+    own: score(clip, caption); reversed_own: score(reversed clip, caption); negative_scores: {"aa", "or"}:
+    score(clip, negative) (any value where the index is -1). The class of a record is the clip's template.
+    """
+    ids = [str(i) for i in ids]
+    captions = [texts[int(i)] for i in caption_idx]
+    classes = [texts[int(i)] if i >= 0 else None for i in template_idx]
+    records = []
+    for task in ("aa", "vr", "or"):
+        if task == "vr":
+            records += pair_records(ids, "vr", own, reversed_own,
+                                    positive_labels=[{"text": c, "video": "forward"} for c in captions],
+                                    negative_labels=[{"text": c, "video": "reversed"} for c in captions],
+                                    classes=classes, tolerance=tolerance)
+            continue
+        rows = np.flatnonzero(np.asarray(negative_idx[task]) >= 0)
+        records += pair_records([ids[r] for r in rows], task, np.asarray(own)[rows],
+                                np.asarray(negative_scores[task])[rows],
+                                positive_labels=[captions[r] for r in rows],
+                                negative_labels=[texts[int(negative_idx[task][r])] for r in rows],
+                                classes=[classes[r] for r in rows], tolerance=tolerance)
+    return records
+
+
 def ranking_records(
     clip_ids: Sequence[str],
     task: str,
