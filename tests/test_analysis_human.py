@@ -67,6 +67,7 @@ def test_human_eval_writes_clips_sheet_and_key_and_scores_a_filled_sheet(tmp_pat
             assert true_option == record["caption"]
             assert {row["option A"], row["option B"]} == {record["caption"], record[f"{k['task']}_caption"]}
     assert json.loads((out / "key.json").read_text())["items"] == key
+    assert "answer" in (out / "README.txt").read_text()
 
     # fill: right on the first VR item and wrong on the others; right on every AA/OR item but the first
     vr = [k for k in key if k["task"] == "vr"]

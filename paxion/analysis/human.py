@@ -8,7 +8,8 @@ shows one text and two clips, the clip as recorded and played backwards (in rand
 Folder written by `write_human_eval`:
 - `clips/{item}.mp4` (AA / OR) and `clips/{item}-A.mp4`, `clips/{item}-B.mp4` (VR), H.264;
 - `sheet.csv`: item, task, clip, text, option A, option B, answer (empty);
-- `key.json`: {"seed", "bench", "items": [{"item", "task", "clip", "answer": "A" | "B"}]}.
+- `key.json`: {"seed", "bench", "items": [{"item", "task", "clip", "answer": "A" | "B"}]};
+- `README.txt`: how to fill the sheet.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from paxion.trainer.evaluate import summarise
 
 SHEET_COLUMNS = ("item", "task", "clip", "text", "option A", "option B", "answer")
 CHOICES = ("A", "B")
+INSTRUCTIONS = """Human baseline of ActionBench: fill the "answer" column of sheet.csv with A or B for every item.
+
+Tasks aa and or: watch the clip (column "clip") and choose the text, option A or option B, that describes it.
+Task vr: read the text (column "text"), watch clip A and clip B (one of them is played backwards) and choose
+the clip that the text describes.
+
+Do not open key.json. Score the filled sheet with `paxion bench human-score THIS_FOLDER FILLED_SHEET`.
+"""
 
 
 def sample_items(records: list[dict], *, n: int = 50, seed: int = 0) -> list[dict]:
@@ -98,6 +107,7 @@ def write_human_eval(
     writer.writerows(rows)
     write_text(out / "sheet.csv", buffer.getvalue())
     write_json(out / "key.json", {"seed": seed, "bench": str(bench), "items": key})
+    write_text(out / "README.txt", INSTRUCTIONS)
     return key
 
 
