@@ -20,6 +20,7 @@ from paxion.analysis.items import (
 )
 from paxion.analysis.paired import compare_models, mcnemar_exact, paired_comparison
 from paxion.analysis.tables import model_tables, paired_tables, per_class_tables
+from paxion.demo.report import actionbench_table, retrieval_table
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import choice_accuracy, first_hit_ranks, retrieval_metrics
@@ -198,3 +199,23 @@ def test_actionbench_records_from_per_clip_arrays():
                                         {"text": "pull ball", "score": pytest.approx(0.8), "rank": 1}]
     assert records[3]["candidates"][1]["video"] == "reversed"
     assert summarise_records(records)["vr"]["accuracy"] == pytest.approx(100 * 1.5 / 3)
+
+
+def test_demo_tables_fit_the_console_and_keep_names():
+    names = ["backbone", "kp-perceiver[vtc+dvdm]", "side-tuning[vtc+dvdm]-with-a-longer-name"]
+    s = {"accuracy": 83.3, "n": 6, "ci95": [43.6, 97.0]}
+    hit = {"v2t": {"r1": 40.0, "r5": 80.0}, "t2v": {"r1": 40.0, "r5": 80.0}}
+    report = {"actionbench": {n: {"aa": s, "vr": s, "or": s} for n in names},
+              "retrieval": {n: {t: hit for t in ("label", "template", "temporal")} for n in names},
+              "parameters": {"backbone": 1000, names[1]: 10, names[2]: 123456}}
+    for width in (80, 200):
+        console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(actionbench_table(report))
+        console.print(retrieval_table(report))
+        lines = console.export_text().splitlines()
+        assert all(len(line) <= width for line in lines)
+        for name in names:
+            assert any(f"│ {name} " in line for line in lines)
+        text = "\n".join(lines)
+        assert text.count("83.3 [44-97]") == 9  # 3 models x 3 tasks, never folded
+        assert text.count("123.5K (12345.6%)") == 2  # Table 1 and Table 2

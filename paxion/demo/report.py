@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from paxion.analysis.tables import ModelTables
 from paxion.trainer.models import format_parameters
 
 TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
@@ -23,37 +24,34 @@ def _params(report: dict, name: str) -> str:
     return format_parameters(report["parameters"][name], report["parameters"].get("backbone"))
 
 
-def actionbench_table(report: dict) -> Table:
-    """Table 1 analog: ActionBench accuracy (%) with the 95% interval, per model."""
-    table = Table(title="ActionBench on the built-in world (validation; Table 1 analog)")
-    table.add_column("model")
-    table.add_column("trainable params", justify="right")
+def actionbench_table(report: dict) -> ModelTables:
+    """Table 1 analog: ActionBench accuracy (%) with the 95% interval, per model (split to fit, names never cut)."""
+    bench = report["actionbench"]
+    names = list(bench)
+    columns = [("trainable params", [_params(report, name) for name in names])]
     for key in TASK_NAMES:
-        table.add_column(f"{key.upper()} % [95% CI]", justify="right")
-    for name, scores in report["actionbench"].items():
         cells = []
-        for key in TASK_NAMES:
-            s = scores[key]
+        for name in names:
+            s = bench[name][key]
             ci = "" if s["accuracy"] is None else f" [{s['ci95'][0]:.0f}-{s['ci95'][1]:.0f}]"
             cells.append(f"{_pct(s['accuracy'])}{ci}")
-        table.add_row(escape(name), _params(report, name), *cells)
-    first = next(iter(report["actionbench"].values()))
-    table.caption = "clips: " + ", ".join(f"{k.upper()} n={first[k]['n']}" for k in TASK_NAMES) + "; chance = 50"
-    return table
+        columns.append((f"{key.upper()} % [95% CI]", cells))
+    first = next(iter(bench.values()))
+    caption = "clips: " + ", ".join(f"{k.upper()} n={first[k]['n']}" for k in TASK_NAMES) + "; chance = 50"
+    return ModelTables(title="ActionBench on the built-in world (validation; Table 1 analog)", names=names,
+                       columns=columns, caption=caption)
 
 
-def retrieval_table(report: dict) -> Table:
+def retrieval_table(report: dict) -> ModelTables:
     """Table 2 analog: label retrieval both ways, video-to-action (template) and the temporal subset."""
-    table = Table(title="Retrieval on the built-in world (validation; Table 2 analog)")
-    table.add_column("model")
-    table.add_column("trainable params", justify="right")
+    names = list(report["retrieval"])
+    columns = [("trainable params", [_params(report, name) for name in names])]
     for task, direction in RETRIEVAL_COLUMNS:
         for k in ("r1", "r5"):
-            table.add_column(f"{task} {direction} {k.upper()}", justify="right")
-    for name, tasks in report["retrieval"].items():
-        cells = [_pct(tasks[task][direction].get(k)) for task, direction in RETRIEVAL_COLUMNS for k in ("r1", "r5")]
-        table.add_row(escape(name), _params(report, name), *cells)
-    return table
+            columns.append((f"{task} {direction} {k.upper()}",
+                            [_pct(report["retrieval"][name][task][direction].get(k)) for name in names]))
+    return ModelTables(title="Retrieval on the built-in world (validation; Table 2 analog)", names=names,
+                       columns=columns)
 
 
 def plot_actionbench(report: dict, path: str | Path) -> Path:
