@@ -147,6 +147,7 @@ def test_report_is_self_contained_and_has_every_section(tmp_path):
     assert 'class="missing"' not in html  # every part was present
     assert "&lt;ball&gt;" in html and "<ball>" not in html and "KP[VTC]+KF &lt;i&gt;" in html
     assert "kp-perceiver[vtc+dvdm] vs backbone" in html
+    assert "failure of kp-perceiver[vtc+dvdm]" in html and "kp-perceiver[vtc+dvdm] right, backbone not" in html
     assert "clip A" not in html and "Video Reversal" in html
 
 

@@ -244,12 +244,14 @@ def _per_class(f: _Folder) -> str:
     if not f.predictions:
         return _missing("Needs prediction files with each clip's class (report.json \"predictions\").")
     tables = {model: per_class(records) for model, records in f.predictions.items()}
-    first = next(iter(tables))
-    parts = [_p(f"Accuracy per class (template) and task for each model; classes from {first}'s worst to its best, "
-                "so the rows at the top are what it misses. n counts the clips of the class with that task.")]
+    first, last = next(iter(tables)), list(tables)[-1]
+    parts = [_p(f"Accuracy per class (template) and task for each model; classes from {first}'s worst to its best "
+                f"(equal ones: {last}'s worst first), so the rows at the top are what {first} misses. n counts the "
+                "clips of the class with that task.")]
     for task in tasks_of(next(iter(f.predictions.values()))):
         order = [c for c, row in tables[first].items() if task in row]
-        order.sort(key=lambda c: (tables[first][c][task]["accuracy"], c))
+        order.sort(key=lambda c: (tables[first][c][task]["accuracy"],
+                                  tables[last].get(c, {}).get(task, {}).get("accuracy") or 0.0, c))
         parts.append(f"<h3>{escape(TASK_NAMES.get(task, task))}</h3>")
         parts.append(_img(figures.per_class_bars(tables, task, order=order), f"per-class {task} accuracy"))
         rows = [[c, str(tables[first][c][task]["n"]),
@@ -311,23 +313,27 @@ def _saliency(f: _Folder) -> str:
     return "".join(parts)
 
 
+def _margin(record: dict) -> float:
+    """The true candidate's score minus the best other candidate's."""
+    scores = [c["score"] for c in record["candidates"]]
+    return scores[record["answer"]] - max(s for j, s in enumerate(scores) if j != record["answer"])
+
+
 def _pick_examples(f: _Folder, per_kind: int) -> list[tuple[str, str, tuple[str, str]]]:
-    """(title, task, key) of the clips to show: ones the last model gets right and the first does not, and
-    failures of the last model, `per_kind` of each per task, in record order."""
+    """(title, task, key) of the clips to show: ones the last model gets right and the first does not (largest
+    margin of the last model first), and failures of the last model (most confident first), `per_kind` of each
+    per task."""
     models = list(f.predictions)
-    first = {(r["task"], r["clip"]): r for r in f.predictions[models[0]]}
+    first = {(r["task"], r["clip"]): r["outcome"] for r in f.predictions[models[0]]}
+    records = f.predictions[models[-1]]
     chosen = []
-    for task in tasks_of(f.predictions[models[-1]]):
-        learned, failed = [], []
-        for r in f.predictions[models[-1]]:
-            if r["task"] != task:
-                continue
-            first_right = first.get((task, r["clip"]), {}).get("outcome") == "correct"
-            if r["outcome"] == "correct" and not first_right and len(models) > 1:
-                learned.append((f"{models[-1]} right, {models[0]} not", task, (task, r["clip"])))
-            elif r["outcome"] == "wrong":
-                failed.append((f"failure of {models[-1]}", task, (task, r["clip"])))
-        chosen += learned[:per_kind] + failed[:per_kind]
+    for task in tasks_of(records):
+        rows = [r for r in records if r["task"] == task]
+        learned = [r for r in rows if r["outcome"] == "correct" and first.get((task, r["clip"])) != "correct"]
+        failed = sorted((r for r in rows if r["outcome"] == "wrong"), key=_margin)
+        learned = sorted(learned, key=_margin, reverse=True) if len(models) > 1 else []
+        chosen += [(f"{models[-1]} right, {models[0]} not", task, (task, r["clip"])) for r in learned[:per_kind]]
+        chosen += [(f"failure of {models[-1]}", task, (task, r["clip"])) for r in failed[:per_kind]]
     return chosen
 
 
