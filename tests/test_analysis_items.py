@@ -98,19 +98,34 @@ def _pair(task, clip, outcome):
             "credit": credit}
 
 
-def test_paired_comparison_counts_ties_as_not_right():
-    # 10 clips: A right / B wrong on 1, both right on 1, A wrong / B right on 7, A wrong / B tie on 1.
+def test_paired_comparison_hand_worked():
+    # 10 clips: A right / B wrong on 1, both right on 1, A wrong / B right on 8.
     a_out = ["correct", "correct"] + ["wrong"] * 8
-    b_out = ["wrong", "correct"] + ["correct"] * 7 + ["tie"]
+    b_out = ["wrong", "correct"] + ["correct"] * 8
     a = [_pair("vr", f"c{i}", o) for i, o in enumerate(a_out)]
-    b = [_pair("vr", f"c{i}", o) for i, o in reversed(list(enumerate(b_out)))]
+    b = [_pair("vr", f"c{i}", o) for i, o in reversed(list(enumerate(b_out)))]  # matched by clip, not order
     result = paired_comparison(a, b)["vr"]
-    assert (result["n"], result["a_only"], result["b_only"], result["ties_b"]) == (10, 1, 7, 1)
-    assert result["p_value"] == pytest.approx(2 * (1 + 8) / 2**8)  # b=1, c=7
-    assert result["difference"] == pytest.approx(20.0 - 85.0)  # B: 7 right + a half
+    assert (result["n"], result["a_only"], result["b_only"], result["ties_a"]) == (10, 1, 8, 0)
+    assert result["p_value"] == pytest.approx(2 * (1 + 9) / 2**9)  # b=1, c=8
+    assert result["difference"] == pytest.approx(20.0 - 90.0)
     assert list(compare_models({"x": a, "y": b})) == ["y vs x"]
     with pytest.raises(PaxionError, match="same items"):
         paired_comparison(a, b[:-1])
+
+
+def test_paired_comparison_resolves_ties_as_reproducible_guesses():
+    # B ties everywhere (the frame-wise backbone on VR): for the test about half its ties are right.
+    n = 2000
+    a = [_pair("vr", f"c{i}", "correct" if i % 10 < 6 else "wrong") for i in range(n)]
+    b = [_pair("vr", f"c{i}", "tie") for i in range(n)]
+    result = paired_comparison(a, b, names=("patched", "backbone"))["vr"]
+    assert result["ties_b"] == n and result["difference"] == pytest.approx(10.0)
+    # of the 1200 clips A gets right about half are B's lucky guesses, of A's 800 wrong about half too
+    assert 600 - 90 < result["a_only"] < 600 + 90 and 400 - 75 < result["b_only"] < 400 + 75
+    assert result["p_value"] == mcnemar_exact(result["a_only"], result["b_only"]) < 1e-3
+    assert paired_comparison(a, b, names=("patched", "backbone")) == {"vr": result}
+    other = paired_comparison(a, b, names=("patched", "other"))["vr"]
+    assert other["a_only"] != result["a_only"]  # each model's ties are its own guesses
 
 
 def test_tables_keep_full_names_at_80_columns():

@@ -235,7 +235,8 @@ def _paired(f: _Folder) -> str:
             rows.append([pair, task.upper(), str(s["n"]), _pct(s["accuracy_a"]), _pct(s["accuracy_b"]),
                          f"{s['difference']:+.1f}", str(s["a_only"]), str(s["b_only"]), f"{s['p_value']:.3g}"])
     return (_p("Both models scored on the same clips: the accuracy difference (points, ties count half) and the exact "
-               "McNemar p-value over the clips only one of them gets right (a tie is not right for the test).")
+               "McNemar p-value over the clips only one of them gets right (for the test a tie is a guess, resolved "
+               "the same way on every run).")
             + _table(["comparison (A vs B)", "task", "n", "A (%)", "B (%)", "A - B", "only A right",
                       "only B right", "p"], rows))
 
