@@ -64,7 +64,7 @@ def per_class_bars(per_model: dict[str, dict[str, dict[str, dict]]], task: str, 
     return figure_png(fig)
 
 
-def curves_figure(curves: dict[str, list[dict]], metrics: Sequence[str] = ("aa", "vr")) -> bytes:
+def curves_figure(curves: dict[str, list[dict]], *, metrics: Sequence[str] = ("aa", "vr")) -> bytes:
     """One panel per metric: accuracy (%) per epoch of each model (curves as in report.json["curves"])."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), dpi=100, squeeze=False)

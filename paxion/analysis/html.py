@@ -261,7 +261,7 @@ def _per_class(f: _Folder) -> str:
     return "".join(parts)
 
 
-def curves_sentence(curves: dict[str, list[dict]], metric: str = "vr") -> str:
+def curves_sentence(curves: dict[str, list[dict]], *, metric: str = "vr") -> str:
     """What the last two models' curves of `metric` show: their gap where it is largest and at the last epoch."""
     names = list(curves)
     finals = "; ".join(f"{m} ends at {curves[m][-1][metric]:.1f}% {metric.upper()} after epoch {curves[m][-1]['epoch']}"
