@@ -20,8 +20,9 @@ def plot_actionbench(report: dict, path: str | Path) -> Path:
     for m, name in enumerate(models):
         scores = [report["actionbench"][name][key] for key in TASK_NAMES]
         values = [s["accuracy"] or 0.0 for s in scores]
-        errors = [[v - (s["ci95"][0] if s["ci95"] else v) for v, s in zip(values, scores)],
-                  [(s["ci95"][1] if s["ci95"] else v) - v for v, s in zip(values, scores)]]
+        # clamped at 0: at 0% or 100% the Wilson bound can miss the estimate by a rounding error (1e-14)
+        errors = [[max(0.0, v - (s["ci95"][0] if s["ci95"] else v)) for v, s in zip(values, scores)],
+                  [max(0.0, (s["ci95"][1] if s["ci95"] else v) - v) for v, s in zip(values, scores)]]
         xs = [t + (m - (len(models) - 1) / 2) * width for t in range(len(TASK_NAMES))]
         bars = ax.bar(xs, values, width, yerr=errors, capsize=3, label=name)
         ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], fontsize=7, padding=2)
