@@ -376,6 +376,25 @@ def cache_verify(root: str) -> None:
         raise CacheError(f"{root}: {len(problems)} problem(s) found")
     console.print(f"{root}: ok")
 
+
+@cache_group.command("add-texts")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prompt", default=None, help='Wrap each line in this text, "{}" standing for it ("a video of {}").')
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the backbone's text tower runs.")
+def cache_add_texts(root: str, file: str, prompt: str | None, device: str) -> None:
+    """Append FILE's lines (class names, one per line) to ROOT's text table, encoded by the cache's backbone
+    text tower alone; no video is decoded, shards and existing texts are left as they are."""
+    from paxion.cache.texts import add_texts
+    from paxion.device import resolve_device
+    from paxion.retrieval.subsets import read_lines
+    from paxion.retrieval.tasks import prompted
+
+    texts = prompted(read_lines(file, what="text list"), prompt)
+    added = add_texts(root, texts, device=resolve_device(device))
+    console.print(f"{root}: added {len(added)} new texts ({len(texts) - len(added)} already there)", highlight=False)
+
 # ---- train / eval ----
 
 def _memory_budget(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -497,6 +516,19 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
     console.print(f"wrote {out_dir}/model.pt, config.json, metrics.jsonl")
 
 
+def _listed_clips(cache, split: str, ids_file: str | None):
+    """The mask of the split's clips listed in --ids FILE (None without it); says how many listed ids it lacks."""
+    if ids_file is None:
+        return None
+    from paxion.retrieval.subsets import clip_mask, read_ids
+
+    mask, missing = clip_mask(cache, split, read_ids(ids_file))
+    if missing:
+        console.print(f"[yellow]note:[/yellow] {missing} ids listed in {escape(ids_file)} are not in split "
+                      f"{escape(split)!r}; scoring the {int(mask.sum())} that are", highlight=False)
+    return mask
+
+
 @cli.command("eval")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Feature cache directory written by `paxion extract`.")
@@ -505,13 +537,17 @@ def train_command(cache_dir: str, out_dir: str, model: str, objective: str, init
 @click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
 @click.option("--split", default="validation", show_default=True, help="Cache split to evaluate.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help='Also write {"aa": {"accuracy", "n", "ci95"}, "vr": ..., "or": ...} to this file.')
+              help='Also write {"aa": {"accuracy", "n", "ci95"}, "vr": {..., "set"}, "or": ...} to this file.')
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="auto = CUDA when available, else CPU.")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Clips scored per batch.")
+@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False),
+              help="Score only the clips listed in this file, one id per line.")
+@click.option("--vr-set", default="all", show_default=True, type=click.Choice(["all", "aa"]),
+              help="Video Reversal on every clip, or on the clips with an Action Antonym caption (the paper's set).")
 def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split: str, json_out: str | None,
-                 device: str, batch_size: int) -> None:
+                 device: str, batch_size: int, ids_file: str | None, vr_set: str) -> None:
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
     Give exactly one of --run and --backbone-only. Prints accuracy in percent, the number of pairs n and
@@ -531,14 +567,15 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
+    clips = _listed_clips(cache, split, ids_file)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task(f"scoring {split}", total=check_split(cache, split))
-        result = actionbench(scorer, cache, split, batch_size=batch_size, device=torch_device,
-                             progress=lambda k: bar.advance(task, k))
+        result = actionbench(scorer, cache, split, clips=clips, vr_set=vr_set, batch_size=batch_size,
+                             device=torch_device, progress=lambda k: bar.advance(task, k))
     table = Table(title=f"ActionBench on {split}: {run_dir or 'backbone'}")
     for column in ("task", "accuracy %", "n", "95% CI"):
         table.add_column(column, justify="left" if column == "task" else "right")
-    names = {"aa": "Action Antonym (AA)", "vr": "Video Reversal (VR)", "or": "Object Replacement (OR)"}
+    names = {"aa": "Action Antonym (AA)", "vr": f"Video Reversal (VR, {vr_set} clips)", "or": "Object Replacement (OR)"}
     for key, name in names.items():
         row = result[key]
         if row["accuracy"] is None:
@@ -574,7 +611,8 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
                    "zeroshot: classification into the bench classes.")
 @click.option("--split", default="validation", show_default=True, help="Cache split to evaluate.")
 @click.option("--ensemble", is_flag=True,
-              help="mc / zeroshot: add the backbone's softmax probabilities to the model's (backbone ensemble).")
+              help="Add the backbone's softmax probabilities to the model's (backbone ensemble), on every task; "
+                   "retrieval in both directions.")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_parse_ks,
               help="Comma-separated recall cut-offs for the retrieval tasks.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
@@ -582,14 +620,20 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
                    '{"accuracy", "n", "ci95"} (mc, zeroshot) to this file; recalls and accuracy in percent.')
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="auto = CUDA when available, else CPU (FAISS uses a GPU when faiss-gpu sees one).")
-@click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
-              help="temporal / zeroshot: file with one class caption per line. Default: the cache's "
-                   "temporal_classes (temporal) or classes (zeroshot).")
+@click.option("--classes", "classes_source", default=None,
+              help="temporal / zeroshot: a file with one class name per line, or the name of a list shipped with "
+                   "paxion (e.g. temporal-kinetics). Default: the cache's temporal_classes (temporal) or the split's "
+                   "distinct classes (zeroshot). zeroshot scores only clips of a listed class, in any order.")
+@click.option("--prompt", default=None,
+              help='zeroshot: wrap each class name, "{}" standing for it ("a video of {}"); texts not in the cache '
+                   "are encoded into it by the backbone's text tower.")
+@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False),
+              help="Score only the clips listed in this file, one id per line (e.g. the 2,088-clip SSv2 pool).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Clips encoded per batch.")
 def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool,
-                     ks: tuple[int, ...], json_out: str | None, device: str, classes_file: str | None,
-                     batch_size: int) -> None:
+                     ks: tuple[int, ...], json_out: str | None, device: str, classes_source: str | None,
+                     prompt: str | None, ids_file: str | None, batch_size: int) -> None:
     """Downstream evaluation of a run (or the backbone): exact FAISS retrieval, multiple choice, zero-shot.
 
     Retrieval tasks print R@k in percent and the median rank in both directions (video to text, text to
@@ -601,15 +645,23 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     from rich.table import Table
 
     from paxion.cache.reader import Cache
+    from paxion.cache.texts import add_texts
     from paxion.device import resolve_device
-    from paxion.retrieval.tasks import read_classes, run_task
+    from paxion.retrieval.subsets import read_classes
+    from paxion.retrieval.tasks import run_task, zeroshot_texts
     from paxion.trainer.scoring import load_scorer
 
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
     backbone = load_scorer(cache, None, device=torch_device) if ensemble else None
-    classes = read_classes(classes_file) if classes_file is not None else None
+    classes = read_classes(classes_source) if classes_source is not None else None
+    clips = _listed_clips(cache, split, ids_file)
+    if task == "zeroshot":
+        added = add_texts(cache_dir, zeroshot_texts(cache, split, classes, prompt), device=torch_device)
+        if added:
+            console.print(f"encoded {len(added)} new class texts into {cache_dir}", highlight=False)
+            cache = Cache(cache_dir)
     with Progress(console=err_console, transient=True) as bar:
         stages: dict[str, int] = {}
 
@@ -618,8 +670,8 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
                 stages[stage] = bar.add_task(stage, total=total)
             bar.advance(stages[stage], advance)
 
-        result = run_task(cache, scorer, task, split=split, ks=ks, classes=classes, ensemble_with=backbone,
-                          device=torch_device, batch_size=batch_size, progress=report)
+        result = run_task(cache, scorer, task, split=split, ks=ks, classes=classes, prompt=prompt, clips=clips,
+                          ensemble_with=backbone, device=torch_device, batch_size=batch_size, progress=report)
     table = Table(title=f"{task} on {split}: {run_dir or 'backbone'}{' + backbone ensemble' if ensemble else ''}")
     if "accuracy" in result:
         for column in ("accuracy %", "n", "95% CI"):
