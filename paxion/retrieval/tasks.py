@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from paxion.errors import CacheError, PaxionError
-from paxion.retrieval.index import ExactIndex, exact_scores
+from paxion.retrieval.index import RESCORE_ELEMENTS, ExactIndex, exact_scores
 from paxion.retrieval.metrics import (
     choice_accuracy,
     dense_first_hit_ranks,
@@ -23,8 +23,8 @@ RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
 TASKS = RETRIEVAL_TASKS + CHOICE_TASKS
 
-# The ensemble's dense score matrices hold at most this many entries each (float64: 1 GiB).
-ENSEMBLE_MAX_SCORES = 1 << 27
+# The ensemble's dense score matrices hold at most this many entries each (float64: 512 MiB).
+ENSEMBLE_MAX_SCORES = 1 << 26
 
 # progress(stage, advance, total): `advance` more units of `total` done in the stage named `stage`.
 Progress = Callable[[str, int, int], None]
@@ -51,13 +51,12 @@ def _encode_texts(scorer, cache, text_ids: np.ndarray, *, device, batch_size: in
     return np.concatenate(out) if out else np.zeros((0, cache.text_emb.shape[1]), np.float32)
 
 
-def _class_text_ids(cache, classes: list[str], what: str) -> np.ndarray:
+def _class_text_ids(cache, classes: list[str], what: str, *, hint: str = "") -> np.ndarray:
     """Indices in the cache's text table of class captions; PaxionError naming the first missing one."""
     lookup = {text: i for i, text in enumerate(cache.texts)}
     missing = [c for c in classes if c not in lookup]
     if missing:
-        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing; "
-                          "`paxion cache add-texts CACHE FILE` encodes new ones)")
+        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing){hint}")
     return np.array([lookup[c] for c in classes], dtype=np.int64)
 
 
@@ -114,10 +113,17 @@ def _encode(scorer, cache, split: str, text_ids: np.ndarray, *, device, batch_si
 
 
 def _choice_scores(videos: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Scores [n, K] of clips [n, L, d] against their candidates [n, K, d], or [K, d] shared by all clips."""
-    if candidates.ndim == 2:
-        return exact_scores(videos[:, None], candidates[None, :, None])
-    return exact_scores(videos[:, None], candidates[:, :, None])
+    """Scores [n, K] of clips [n, L, d] against their candidates [n, K, d], or [K, d] shared by all clips; computed
+    a block of clips at a time so that the float64 products stay within RESCORE_ELEMENTS."""
+    shared = candidates.ndim == 2
+    n, per_clip = len(videos), candidates.shape[-2] * videos.shape[1] * videos.shape[2]
+    rows = max(1, RESCORE_ELEMENTS // max(per_clip, 1))
+    scores = np.empty((n, candidates.shape[-2]), dtype=np.float64)
+    for start in range(0, n, rows):
+        block = slice(start, start + rows)
+        items = candidates[None, :, None] if shared else candidates[block][:, :, None]
+        scores[block] = exact_scores(videos[block][:, None], items)
+    return scores
 
 
 def ensemble_retrieval(
@@ -231,7 +237,8 @@ def run_task(
         kept = np.ones(len(answers), dtype=bool)
     else:
         names = zeroshot_candidates(cache, split, classes)
-        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
+        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text",
+                                   hint="; `paxion cache add-texts CACHE FILE` encodes new ones")
         answers = zeroshot_answers(cache, split, names)
         kept = answers >= 0
     kept = kept if clips is None else kept & clips
