@@ -608,7 +608,7 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--task", required=True, type=click.Choice(["label", "template", "temporal", "mc", "zeroshot"]),
               help="label: video<->caption retrieval; template: video<->action (object-hidden) retrieval; "
                    "temporal: template retrieval on the temporal classes; mc: multiple-choice QA (NExT-QA caches); "
-                   "zeroshot: classification into the bench classes.")
+                   "zeroshot: classification into class names, a clip's class compared as text.")
 @click.option("--split", default="validation", show_default=True, help="Cache split to evaluate.")
 @click.option("--ensemble", is_flag=True,
               help="Add the backbone's softmax probabilities to the model's (backbone ensemble), on every task; "
