@@ -68,6 +68,11 @@ def json_option(*, writes: str):
                         help=f"Also write {writes} to this file.")
 
 
+def ids_option(*, help: str = "Score only the clips listed in this file, one id per line."):
+    """`--ids FILE`, passed as `ids_file`."""
+    return click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False), help=help)
+
+
 def _bar() -> Progress:
     """A transient progress bar on stderr."""
     return Progress(console=err_console, transient=True)
@@ -411,6 +416,24 @@ def cache_verify(root: str) -> None:
         raise CacheError(f"{root}: {len(problems)} problem(s) found")
     console.print(f"{root}: ok", markup=False)
 
+
+@cache_group.command("add-texts")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prompt", default=None, help='Wrap each line in this text, "{}" standing for it ("a video of {}").')
+@device_option(help="Where the backbone's text tower runs (auto = CUDA when available, else CPU).")
+def cache_add_texts(root: str, file: str, prompt: str | None, device: str) -> None:
+    """Append FILE's lines (class names, one per line) to ROOT's text table, encoded by the cache's backbone
+    text tower alone; no video is decoded, shards and existing texts are left as they are."""
+    from paxion.cache.texts import add_texts
+    from paxion.device import resolve_device
+    from paxion.retrieval.subsets import read_lines
+    from paxion.retrieval.tasks import prompted
+
+    texts = prompted(read_lines(file, what="text list"), prompt)
+    added = add_texts(root, texts, device=resolve_device(device))
+    console.print(f"{root}: added {len(added)} new texts ({len(texts) - len(added)} already there)", highlight=False)
+
 # ---- train / eval ----
 
 def _memory_budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -445,12 +468,10 @@ def _train_config_options(command):
 
 
 @cli.command("train")
-@click.option("--cache", "cache_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Feature cache directory written by `paxion extract`.")
+@cache_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write: config.json, metrics.jsonl, checkpoint.pt (every epoch), model.pt.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="auto = CUDA when available, else CPU.")
+@device_option()
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same settings).")
 @_train_config_options
 def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **given) -> None:
@@ -518,17 +539,32 @@ def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **giv
     console.print(f"wrote {out_dir}/model.pt, config.json, metrics.jsonl")
 
 
+def _listed_clips(cache, split: str, ids_file: str | None):
+    """The mask of the split's clips listed in --ids FILE (None without it); says how many listed ids it lacks."""
+    if ids_file is None:
+        return None
+    from paxion.retrieval.subsets import clip_mask, read_ids
+
+    mask, missing = clip_mask(cache, split, read_ids(ids_file))
+    if missing:
+        console.print(f"[yellow]note:[/yellow] {missing} ids listed in {escape(ids_file)} are not in split "
+                      f"{escape(split)!r}; scoring the {int(mask.sum())} that are", highlight=False)
+    return mask
+
 
 @cli.command("eval")
 @cache_option()
 @run_option(help="Run directory written by `paxion train` (its model.pt is scored).")
 @click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
 @split_option()
-@json_option(writes='{"aa": {"accuracy", "n", "ci95"}, "vr": ..., "or": ...}')
+@json_option(writes='{"aa": {"accuracy", "n", "ci95"}, "vr": {..., "set"}, "or": ...}')
 @device_option()
 @batch_size_option(default=256, help="Clips scored per batch.")
+@ids_option()
+@click.option("--vr-set", default="all", show_default=True, type=click.Choice(["all", "aa"]),
+              help="Video Reversal on every clip, or on the clips with an Action Antonym caption (the paper's set).")
 def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split: str, json_out: str | None,
-                 device: str, batch_size: int) -> None:
+                 device: str, batch_size: int, ids_file: str | None, vr_set: str) -> None:
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
     Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
@@ -545,11 +581,13 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
+    clips = _listed_clips(cache, split, ids_file)
     with _bar() as bar:
         task = bar.add_task(f"scoring {escape(split)}", total=check_split(cache, split))
-        result = actionbench(cache, scorer, split, batch_size=batch_size, device=torch_device,
-                             progress=lambda k: bar.advance(task, k))
-    console.print(actionbench_table({run_dir or "backbone": result}, title=f"ActionBench on {split}"))
+        result = actionbench(cache, scorer, split, clips=clips, vr_set=vr_set, batch_size=batch_size,
+                             device=torch_device, progress=lambda k: bar.advance(task, k))
+    console.print(actionbench_table({run_dir or "backbone": result},
+                                    title=f"ActionBench on {split} (VR on {vr_set} clips)"))
     _write_result(json_out, result)
 
 
@@ -571,22 +609,28 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--task", required=True, type=click.Choice(["label", "template", "temporal", "mc", "zeroshot"]),
               help="label: video<->caption retrieval; template: video<->action (object-hidden) retrieval; "
                    "temporal: template retrieval on the temporal classes; mc: multiple-choice QA (NExT-QA caches); "
-                   "zeroshot: classification into the bench classes.")
+                   "zeroshot: classification into class names, a clip's class compared as text.")
 @split_option()
 @click.option("--ensemble", is_flag=True,
-              help="mc / zeroshot: add the backbone's softmax probabilities to the model's (backbone ensemble).")
+              help="Add the backbone's softmax probabilities to the model's (backbone ensemble), on every task; "
+                   "retrieval in both directions.")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_parse_ks,
               help="Comma-separated recall cut-offs for the retrieval tasks.")
 @json_option(writes='the result, in percent: {"v2t": {"r1", "r5", "r10", "medr", "n"}, "t2v": {...}} for the '
                     'retrieval tasks, {"accuracy", "n", "ci95"} for mc and zeroshot,')
 @device_option(help="auto = CUDA when available, else CPU (FAISS uses a GPU when faiss-gpu sees one).")
-@click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
-              help="temporal / zeroshot: file with one class caption per line. Default: the cache's "
-                   "temporal_classes (temporal) or classes (zeroshot).")
+@click.option("--classes", "classes_source", default=None,
+              help="temporal / zeroshot: a file with one class name per line, or the name of a list shipped with "
+                   "paxion (e.g. temporal-kinetics). Default: the cache's temporal_classes (temporal) or the split's "
+                   "distinct classes (zeroshot). zeroshot scores only clips of a listed class, in any order.")
+@click.option("--prompt", default=None,
+              help='zeroshot: wrap each class name, "{}" standing for it ("a video of {}"); texts not in the cache '
+                   "are encoded into it by the backbone's text tower.")
+@ids_option(help="Score only the clips listed in this file, one id per line (e.g. the 2,088-clip SSv2 pool).")
 @batch_size_option(default=256, help="Clips encoded per batch.")
 def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool,
-                     ks: tuple[int, ...], json_out: str | None, device: str, classes_file: str | None,
-                     batch_size: int) -> None:
+                     ks: tuple[int, ...], json_out: str | None, device: str, classes_source: str | None,
+                     prompt: str | None, ids_file: str | None, batch_size: int) -> None:
     """Downstream evaluation of a run (or the backbone): exact FAISS retrieval, multiple choice, zero-shot.
 
     Retrieval tasks print R@k in percent and the median rank in both directions (video to text, text to
@@ -594,16 +638,24 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     the number of clips and the 95% Wilson interval. Writes nothing unless --json is given.
     """
     from paxion.cache.reader import Cache
+    from paxion.cache.texts import add_texts
     from paxion.device import resolve_device
     from paxion.report.tables import retrieval_table
-    from paxion.retrieval.tasks import read_classes, run_task
+    from paxion.retrieval.subsets import read_classes
+    from paxion.retrieval.tasks import run_task, zeroshot_texts
     from paxion.scoring import load_scorer
 
     cache = Cache(cache_dir)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
     backbone = load_scorer(cache, None, device=torch_device) if ensemble else None
-    classes = read_classes(classes_file) if classes_file is not None else None
+    classes = read_classes(classes_source) if classes_source is not None else None
+    clips = _listed_clips(cache, split, ids_file)
+    if task == "zeroshot":
+        added = add_texts(cache_dir, zeroshot_texts(cache, split, classes, prompt), device=torch_device)
+        if added:
+            console.print(f"encoded {len(added)} new class texts into {cache_dir}", highlight=False)
+            cache = Cache(cache_dir)
     with _bar() as bar:
         stages: dict[str, int] = {}
 
@@ -612,8 +664,8 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
                 stages[stage] = bar.add_task(escape(stage), total=total)
             bar.advance(stages[stage], advance)
 
-        result = run_task(cache, scorer, task, split=split, ks=ks, classes=classes, ensemble_with=backbone,
-                          device=torch_device, batch_size=batch_size, progress=report)
+        result = run_task(cache, scorer, task, split=split, ks=ks, classes=classes, prompt=prompt, clips=clips,
+                          ensemble_with=backbone, device=torch_device, batch_size=batch_size, progress=report)
     title = f"{task} on {split}: {run_dir or 'backbone'}{' + backbone ensemble' if ensemble else ''}"
     console.print(retrieval_table(result, title=title, ks=ks))
     _write_result(json_out, result)

@@ -108,7 +108,7 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
     with pytest.raises(CacheError) as old:
         Cache(cache_dir)
     assert str(old.value) == (
-        f"{cache_dir}: cache schema version 3 was made by an older paxion, this one reads version 4; "
+        f"{cache_dir}: cache schema version 3 was made by an older paxion, this one reads version {SCHEMA_VERSION}; "
         "re-extract it with `paxion extract ... --overwrite`"
     )
     write_json(cache_dir / "manifest.json", manifest | {"schema_version": 99})

@@ -11,7 +11,7 @@ from model_fakes import make_model
 from tiny_cache import make_cache
 
 from paxion import cli as cli_module
-from paxion.errors import CacheError
+from paxion.errors import CacheError, PaxionError
 from paxion.models.patched import save_model
 from paxion.scoring import BackboneScorer, ModelScorer, encode_split, load_scorer
 from paxion.stats import wilson_interval
@@ -81,12 +81,32 @@ def test_actionbench_counts_on_a_fake_frame_wise_cache(batch_size):
     assert result["aa"]["n"] == 3 and result["aa"]["accuracy"] == pytest.approx(100 * 1.5 / 3)
     assert result["or"]["n"] == 3 and result["or"]["accuracy"] == pytest.approx(100 * 2.5 / 3)
     # a frame-wise backbone cannot tell a clip from its reversal: every VR pair is a tie
-    assert result["vr"] == {"accuracy": 50.0, "n": 4, "ci95": pytest.approx(wilson_interval(2, 4))}
+    assert result["vr"] == {"accuracy": 50.0, "n": 4, "ci95": pytest.approx(wilson_interval(2, 4)),
+                            "set": "all"}
 
 
 def test_actionbench_uses_stored_reversals_of_temporal_caches():
     result = actionbench(FakeCache(temporal=True), BackboneScorer(temporal=True))
     assert result["vr"]["n"] == 4 and result["vr"]["accuracy"] == pytest.approx(100 * 1.5 / 4)
+
+
+def test_vr_on_the_paper_set_scores_only_clips_with_an_antonym_caption():
+    cache = FakeCache(temporal=True)
+    paper = actionbench(BackboneScorer(temporal=True), cache, vr_set="aa")
+    # clips 0, 1 and 3 have an AA caption: VR right, wrong, wrong
+    assert (paper["vr"]["n"], paper["vr"]["accuracy"], paper["vr"]["set"]) == (3, pytest.approx(100 / 3), "aa")
+    assert paper["aa"] == actionbench(BackboneScorer(temporal=True), cache)["aa"]
+    with pytest.raises(PaxionError, match="unknown VR clip set"):
+        actionbench(BackboneScorer(temporal=True), cache, vr_set="some")
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_clip_mask_restricts_every_task(batch_size):
+    result = actionbench(BackboneScorer(temporal=True), FakeCache(temporal=True), batch_size=batch_size,
+                         clips=np.array([True, False, True, True]))
+    assert (result["aa"]["n"], result["aa"]["accuracy"]) == (2, pytest.approx(100 * 1.5 / 2))  # right, tie
+    assert (result["or"]["n"], result["or"]["accuracy"]) == (3, pytest.approx(100 * 2.5 / 3))  # right, tie, right
+    assert (result["vr"]["n"], result["vr"]["accuracy"]) == (3, pytest.approx(100 * 1.5 / 3))  # right, tie, wrong
 
 
 def test_task_without_pairs_has_no_accuracy():
@@ -122,12 +142,26 @@ def test_eval_cli_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text())
     assert set(written) == {"aa", "vr", "or"}
-    for task in written.values():
-        assert set(task) == {"accuracy", "n", "ci95"} and task["n"] == 24
+    for name, task in written.items():
+        assert set(task) == {"accuracy", "n", "ci95"} | ({"set"} if name == "vr" else set()) and task["n"] == 24
         lo, hi = task["ci95"]
         assert lo <= task["accuracy"] <= hi
     assert written["vr"]["accuracy"] == 50.0
     assert "Video Reversal" in result.output
+
+
+def test_eval_cli_scores_listed_clips_and_names_the_vr_set(tmp_path):
+    cache_dir = make_cache(tmp_path / "cache", clips={"validation": 24}, shard_size=10)
+    ids = tmp_path / "pool.txt"
+    ids.write_text("".join(f"validation{i}\n" for i in range(3, 13)) + "\nnot-a-clip\n")
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(cli_module.cli, ["eval", "--cache", str(cache_dir), "--backbone-only", "--ids",
+                                                 str(ids), "--vr-set", "aa", "--json", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert [written[t]["n"] for t in ("aa", "vr", "or")] == [10, 10, 10]  # every tiny-cache clip has AA and OR
+    assert written["vr"]["set"] == "aa"
+    assert "1 ids listed" in result.output
 
 
 def test_eval_cli_rejects_bad_input(tmp_path, monkeypatch, capsys):

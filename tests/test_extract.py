@@ -17,7 +17,7 @@ from paxion.errors import CacheError, PaxionError
 from paxion.extract import backbones
 from paxion.extract.pipeline import extract
 from paxion.extract.saliency import state_change
-from paxion.extract.texts import distinct_texts, text_indices
+from paxion.extract.texts import class_text, distinct_texts, text_indices
 from paxion.extract.video import read_frames
 
 
@@ -53,6 +53,7 @@ def test_cache_equals_backbone_output(bench, tmp_path):
         np.testing.assert_allclose(got["frames"], feats.frames.numpy(), rtol=1e-5, atol=1e-5)
         assert [cache.texts[i] for i in got["caption_idx"]] == [r["caption"] for r in rows]
         assert (got["or_idx"] == -1).all()
+        assert [cache.texts[i] for i in got["class_idx"]] == [r["template"] for r in rows]  # labelled: template
         np.testing.assert_allclose(cache.text_emb[got["aa_idx"]], backbone.encode_text([r["aa_caption"] for r in rows]))
     assert cache.manifest["backbone"]["num_params"] == sum(p.numel() for p in backbone.parameters())
 
@@ -228,3 +229,16 @@ def test_texts_are_deduplicated_and_referenced_by_index():
     refs = text_indices(records[1], index)
     assert (refs["caption_idx"], refs["aa_idx"], refs["or_idx"], refs["template_idx"]) == (2, -1, 0, -1)
     assert refs["mc_idx"].tolist() == [2, 3] and refs["mc_answer"] == 1
+
+
+def test_a_clip_class_is_stored_as_its_text():
+    kinetics = {"caption": "abseiling", "template": None, "label": 0, "class_name": "abseiling"}
+    ssv2 = {"caption": "Pushing a cup from left to right", "template": "Pushing something from left to right",
+            "label": 93}
+    ego4d = {"caption": "C picks up a knife", "template": "C picks up something", "label": None}
+    assert [class_text(r) for r in (kinetics, ssv2, ego4d)] == ["abseiling", ssv2["template"], None]
+    texts = distinct_texts([kinetics, ssv2, ego4d])
+    assert "abseiling" in texts and ssv2["template"] in texts
+    index = {t: i for i, t in enumerate(texts)}
+    assert [int(text_indices(r, index)["class_idx"]) for r in (kinetics, ssv2, ego4d)] == [
+        index["abseiling"], index[ssv2["template"]], -1]

@@ -13,8 +13,9 @@ from tiny_cache import make_cache
 from paxion import cli as cli_module
 from paxion.cache.manifest import read_json, write_json
 from paxion.cache.reader import Cache
-from paxion.cache.writer import ShardWriter
+from paxion.cache.writer import ShardWriter, write_texts
 from paxion.errors import CacheError, PaxionError
+from paxion.retrieval import subsets, tasks
 from paxion.retrieval.metrics import ensemble_probabilities
 from paxion.retrieval.tasks import run_task
 from paxion.scoring import BackboneScorer
@@ -144,8 +145,10 @@ def test_bad_requests_raise_one_line_errors(cache_dir, tmp_path):
     cache, scorer = Cache(cache_dir), BackboneScorer(temporal=False)
     with pytest.raises(CacheError, match="mc_idx"):
         run_task(cache, scorer, "mc")
-    with pytest.raises(PaxionError, match="ensemble"):
-        run_task(cache, scorer, "label", ensemble_with=scorer)
+    with pytest.raises(PaxionError, match="has no {}"):
+        run_task(cache, scorer, "zeroshot", prompt="a video of")
+    with pytest.raises(PaxionError, match="add-texts"):
+        run_task(cache, scorer, "zeroshot", prompt="a video of {}")
     with pytest.raises(PaxionError, match="not in the cache's text table"):
         run_task(cache, scorer, "temporal", classes=["Juggling something"])
     with pytest.raises(CacheError, match="no split"):
@@ -172,7 +175,9 @@ def test_cli_writes_json_with_the_requested_cut_offs(cache_dir, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--task", "mc"], "mc_idx"),
     (["--task", "label", "--k", "0,5"], "at least 1"),
-    (["--task", "label", "--ensemble"], "ensemble"),
+    (["--task", "zeroshot", "--prompt", "a video"], "has no {}"),
+    (["--task", "zeroshot", "--classes", "no-such-list"], "not a shipped list name"),
+    (["--task", "zeroshot", "--prompt", "a video of {}"], "add-texts"),
 ])
 def test_cli_errors_are_one_line(cache_dir, monkeypatch, capsys, args, message):
     monkeypatch.setattr(sys, "argv", ["paxion", "retrieve", "--cache", str(cache_dir), "--device", "cpu", *args])
@@ -187,3 +192,118 @@ def test_retrieval_imports_nothing_from_the_trainer():
     code = "import sys, paxion.retrieval.tasks; print(sorted(m for m in sys.modules if m.startswith('paxion.trainer')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _zeroshot_reference(cache, names, texts=None):
+    """Accuracy and n of backbone zero-shot over class `names` (candidate texts `texts`, default the names)."""
+    data = cache.read_split("validation", ["pooled", "class_idx"])
+    classes = [cache.texts[i] for i in data["class_idx"]]
+    listed = np.array([c in names for c in classes])
+    candidates = _unit(cache.text_emb[[cache.texts.index(t) for t in texts or names]].astype(np.float64))
+    predicted = np.argmax(_unit(data["pooled"][listed].astype(np.float64)) @ candidates.T, axis=1)
+    answers = np.array([names.index(c) for c, keep in zip(classes, listed) if keep])
+    return 100.0 * np.mean(predicted == answers), int(listed.sum())
+
+
+def test_zeroshot_is_the_same_in_any_class_order_and_counts_listed_classes_only(cache_dir):
+    cache, scorer = Cache(cache_dir), BackboneScorer(temporal=False)
+    four = run_task(cache, scorer, "zeroshot", classes=TEMPLATES)
+    assert four["n"] == 60 and four["accuracy"] == pytest.approx(_zeroshot_reference(cache, TEMPLATES)[0])
+    for order in ([3, 1, 0, 2], [2, 3, 1, 0], [1, 0, 3, 2]):
+        shuffled = run_task(cache, scorer, "zeroshot", classes=[TEMPLATES[i] for i in order])
+        assert (shuffled["accuracy"], shuffled["n"]) == (pytest.approx(four["accuracy"]), 60)
+    two = [TEMPLATES[2], TEMPLATES[0]]
+    accuracy, n = _zeroshot_reference(cache, two)
+    assert 0 < n < 60
+    for classes in (two, two[::-1]):
+        out = run_task(cache, scorer, "zeroshot", classes=classes)
+        assert (out["accuracy"], out["n"]) == (pytest.approx(accuracy), n)
+    with pytest.raises(PaxionError, match="no clip"):  # a text of the table that is no clip's class
+        run_task(cache, scorer, "zeroshot", classes=["action 0 on object 0"])
+
+
+def test_zeroshot_prompt_wraps_the_candidates_but_clips_match_by_name(tmp_path):
+    root = make_cache(tmp_path / "c", clips={"validation": 40}, shard_size=40)
+    prompts = [f"a video of {t}" for t in TEMPLATES]
+    rng = np.random.default_rng(5)
+    texts = Cache(root).texts + prompts
+    emb = np.concatenate([Cache(root).text_emb, rng.normal(size=(4, Cache(root).text_emb.shape[1]))])
+    manifest = read_json(root / "manifest.json")
+    write_json(root / "manifest.json", manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
+    cache = Cache(root)
+    out = run_task(cache, BackboneScorer(temporal=False), "zeroshot", prompt="a video of {}")
+    accuracy, n = _zeroshot_reference(cache, TEMPLATES, prompts)
+    assert (out["accuracy"], out["n"]) == (pytest.approx(accuracy), n) and n == 40
+    assert accuracy != pytest.approx(_zeroshot_reference(cache, TEMPLATES)[0])  # the prompts were scored
+
+
+def _softmax(x, scale):
+    z = np.exp(scale * (x - x.max(axis=1, keepdims=True)))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("task,field", [("label", "caption_idx"), ("template", "template_idx")])
+def test_retrieval_ensemble_sums_softmax_probabilities_both_ways(cache_dir, task, field):
+    cache = Cache(cache_dir)
+    data = cache.read_split("validation", ["pooled", field])
+    keys, text_ids = data[field], np.unique(data[field])
+    texts = _unit(cache.text_emb[text_ids].astype(np.float64))
+    model = _ProjectedScorer(texts.shape[1])
+    model_scores = _unit(data["pooled"].astype(np.float64) @ model.matrix.numpy()) @ texts.T
+    backbone_scores = _unit(data["pooled"].astype(np.float64)) @ texts.T
+    v2t = _softmax(model_scores, 100.0) + _softmax(backbone_scores, 100.0)
+    t2v = _softmax(model_scores.T, 100.0) + _softmax(backbone_scores.T, 100.0)
+    out = run_task(cache, model, task, ks=(1, 3), ensemble_with=BackboneScorer(temporal=False))
+    assert out["v2t"] == pytest.approx(_dense_metrics(v2t, keys, text_ids, (1, 3)))
+    assert out["t2v"] == pytest.approx(_dense_metrics(t2v, text_ids, keys, (1, 3)))
+    assert out != run_task(cache, model, task, ks=(1, 3))  # the backbone counts
+
+
+def test_clip_mask_restricts_retrieval_and_choice_tasks(cache_dir):
+    cache, scorer = Cache(cache_dir), BackboneScorer(temporal=False)
+    data = cache.read_split("validation", ["pooled", "template_idx"])
+    mask = np.arange(60) % 3 != 0
+    videos, keys = _unit(data["pooled"][mask].astype(np.float64)), data["template_idx"][mask]
+    text_ids = np.unique(keys)
+    texts = _unit(cache.text_emb[text_ids].astype(np.float64))
+    out = run_task(cache, scorer, "template", clips=mask, ks=(1, 2))
+    assert out["v2t"] == pytest.approx(_dense_metrics(videos @ texts.T, keys, text_ids, (1, 2)))
+    assert out["v2t"]["n"] == 40
+    assert run_task(cache, scorer, "zeroshot", clips=mask)["n"] == 40
+
+
+def test_cli_zeroshot_with_class_files_in_two_orders_and_a_shipped_list(cache_dir, tmp_path, monkeypatch):
+    def zeroshot(*args):
+        out = tmp_path / "z.json"
+        result = CliRunner().invoke(cli_module.cli, ["retrieve", "--cache", str(cache_dir), "--task", "zeroshot",
+                                                     "--json", str(out), "--device", "cpu", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())
+
+    forward, backward, two = tmp_path / "f.txt", tmp_path / "b.txt", tmp_path / "two.txt"
+    forward.write_text("\n".join(TEMPLATES) + "\n")
+    backward.write_text("\n".join(TEMPLATES[::-1]) + "\n")
+    two.write_text(f"{TEMPLATES[1]}\n{TEMPLATES[3]}\n")
+    assert zeroshot("--classes", str(forward)) == zeroshot("--classes", str(backward))
+    listed = (Cache(cache_dir).read_split("validation", ["template_idx"])["template_idx"] % 2 == 1).sum()
+    assert zeroshot("--classes", str(two))["n"] == listed  # templates 1 and 3: the odd actions
+    shipped = tmp_path / "lists"
+    shipped.mkdir()
+    (shipped / "odd-templates.txt").write_text(two.read_text())
+    monkeypatch.setattr(subsets, "CLASS_LISTS", shipped)
+    assert subsets.known_class_lists() == ["odd-templates"]
+    assert zeroshot("--classes", "odd-templates") == zeroshot("--classes", str(two))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("validation0\nvalidation1\nvalidation2\n")
+    assert zeroshot("--ids", str(ids))["n"] == 3
+
+
+def test_choice_scores_in_small_blocks_and_the_ensemble_size_limit(cache_dir, monkeypatch):
+    cache, scorer = Cache(cache_dir), BackboneScorer(temporal=False)
+    whole = run_task(cache, scorer, "zeroshot")
+    monkeypatch.setattr(tasks, "RESCORE_ELEMENTS", 100)  # 1 clip per block
+    assert run_task(cache, scorer, "zeroshot") == whole
+    monkeypatch.setattr(tasks, "ENSEMBLE_MAX_SCORES", 59 * 4)
+    with pytest.raises(PaxionError, match="60 clips x 4 texts.*--ids"):
+        run_task(cache, scorer, "template", ensemble_with=scorer)
+    assert run_task(cache, scorer, "template", ensemble_with=scorer, clips=np.arange(60) < 59)["v2t"]["n"] == 59

@@ -57,6 +57,7 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
             "aa_idx": ((action ^ 1) * OBJECTS + obj).astype(np.int32),
             "or_idx": (action * OBJECTS + other).astype(np.int32),
             "label": action.astype(np.int32),
+            "class_idx": (actions * OBJECTS + action).astype(np.int32),  # the class is the template
             "delta_vt": np.ones(n, dtype=np.float32),
             "theta_vv": np.zeros(n, dtype=np.float32),
             "salient": rng.random(n) < 0.8,

@@ -12,7 +12,7 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 4  # 4: read through h5py, whole-file xxh3_128 per file; 3: field offsets and hand-made checksums
+SCHEMA_VERSION = 5  # 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -97,7 +97,7 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
         )
 
 
-INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx")
+INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
 REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
 
 

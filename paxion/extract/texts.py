@@ -10,20 +10,33 @@ import torch
 TEXT_FIELDS = {"caption": "caption_idx", "template": "template_idx", "aa_caption": "aa_idx", "or_caption": "or_idx"}
 
 
+def class_text(record: dict) -> str | None:
+    """A bench record's class as text (docs/architecture.md §2): its `class_name` (Kinetics, Moments in Time, JSONL
+    `label`), else its object-hidden template where `label` indexes the bench classes (SSv2), else None."""
+    if record.get("class_name") is not None:
+        return record["class_name"]
+    return record.get("template") if record.get("label") is not None else None
+
+
 def distinct_texts(records: Iterable[dict]) -> list[str]:
-    """The sorted distinct texts (captions, templates, negatives, multiple-choice candidates) of bench records."""
+    """The sorted distinct texts (captions, templates, negatives, classes, multiple-choice candidates) of bench
+    records."""
     texts: set[str] = set()
     for r in records:
         texts.update(r[k] for k in TEXT_FIELDS if r.get(k) is not None)
         texts.update(r.get("candidates") or ())
+        texts.update({class_text(r)} - {None})
     return sorted(texts)
 
 
 def text_indices(record: dict, index: dict[str, int]) -> dict[str, np.ndarray]:
-    """A record's per-clip text references (-1 = none), plus `mc_idx`/`mc_answer` for multiple-choice records."""
+    """A record's per-clip text references (-1 = none) with `class_idx` (its `class_text`), plus `mc_idx`/`mc_answer`
+    for multiple-choice records."""
     out = {
         field: np.int32(-1 if record.get(key) is None else index[record[key]]) for key, field in TEXT_FIELDS.items()
     }
+    name = class_text(record)
+    out["class_idx"] = np.int32(-1 if name is None else index[name])
     if record.get("candidates") is not None:
         out["mc_idx"] = np.array([index[c] for c in record["candidates"]], dtype=np.int32)
         out["mc_answer"] = np.int32(record["answer"])

@@ -57,9 +57,25 @@ def retrieval_metrics(
         depth = min(index.n, depth * 4)
         deeper = np.flatnonzero(~np.isfinite(ranks))
         ranks[deeper] = first_hit_ranks(index, queries[deeper], query_keys[deeper], item_keys, depth=depth)
+    return rank_summary(ranks, ks)
+
+
+def dense_first_hit_ranks(scores: np.ndarray, query_keys: np.ndarray, item_keys: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's first positive in a full score matrix [queries, items], in ExactIndex's order
+    (descending score, equal scores by ascending item id); inf where a query has no positive."""
+    positive = np.asarray(item_keys)[None, :] == np.asarray(query_keys)[:, None]
+    best = np.where(positive, scores, -np.inf).max(axis=1, keepdims=True)
+    first = np.argmax(positive & (scores == best), axis=1)[:, None]  # the lowest id among the best positives
+    ids = np.arange(scores.shape[1])[None, :]
+    ranks = 1.0 + (scores > best).sum(axis=1) + ((scores == best) & (ids < first)).sum(axis=1)
+    return np.where(positive.any(axis=1), ranks, np.inf)
+
+
+def rank_summary(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    """{"r<k>": recall in percent, "medr": median rank, "n": number of queries} of first-positive ranks [n]."""
     out = {f"r{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
     out["medr"] = float(np.median(ranks))
-    out["n"] = len(queries)
+    out["n"] = len(ranks)
     return out
 
 

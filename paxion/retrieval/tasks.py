@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from paxion.errors import CacheError, PaxionError
-from paxion.retrieval.index import ExactIndex, exact_scores
-from paxion.retrieval.metrics import choice_accuracy, ensemble_probabilities, retrieval_metrics
+from paxion.retrieval.index import RESCORE_ELEMENTS, ExactIndex, exact_scores
+from paxion.retrieval.metrics import (
+    choice_accuracy,
+    dense_first_hit_ranks,
+    ensemble_probabilities,
+    rank_summary,
+    retrieval_metrics,
+    softmax,
+)
 from paxion.scoring import encode_split
 
 RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
 TASKS = RETRIEVAL_TASKS + CHOICE_TASKS
 
+# The ensemble's dense score matrices hold at most this many entries each (float64: 512 MiB).
+ENSEMBLE_MAX_SCORES = 1 << 26
+
 # progress(stage, advance, total): `advance` more units of `total` done in the stage named `stage`.
 Progress = Callable[[str, int, int], None]
-
-
-def read_classes(path: str | Path) -> list[str]:
-    """Class captions from a text file, one per line (blank lines skipped)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PaxionError(f"{path}: cannot read the class list ({exc})") from None
-    classes = [line.strip() for line in lines if line.strip()]
-    if not classes:
-        raise PaxionError(f"{path}: the class list is empty")
-    return classes
 
 
 def _stage(progress: Progress | None, name: str, total: int) -> Callable[[int], None] | None:
@@ -54,12 +51,12 @@ def _encode_texts(cache, scorer, text_ids: np.ndarray, *, device, batch_size: in
     return np.concatenate(out) if out else np.zeros((0, cache.text_emb.shape[1]), np.float32)
 
 
-def _class_text_ids(cache, classes: list[str], what: str) -> np.ndarray:
+def _class_text_ids(cache, classes: list[str], what: str, *, hint: str = "") -> np.ndarray:
     """Indices in the cache's text table of class captions; PaxionError naming the first missing one."""
     lookup = {text: i for i, text in enumerate(cache.texts)}
     missing = [c for c in classes if c not in lookup]
     if missing:
-        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing)")
+        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing){hint}")
     return np.array([lookup[c] for c in classes], dtype=np.int64)
 
 
@@ -91,30 +88,100 @@ def retrieval_both_ways(
     return {"v2t": v2t, "t2v": t2v}
 
 
-def _clip_keys(cache, split: str, task: str, classes: list[str] | None) -> np.ndarray:
+def _clip_keys(cache, split: str, task: str, classes: list[str] | None, clips: np.ndarray | None) -> np.ndarray:
     """Per clip, the text-table index of its positive text for a retrieval task, -1 = left out."""
     field = "caption_idx" if task == "label" else "template_idx"
     keys = _read_fields(cache, split, task, [field])[field].astype(np.int64)
     if task == "temporal":
         wanted = _class_text_ids(cache, classes or _bench_classes(cache, "temporal_classes", task), "class")
         keys = np.where(np.isin(keys, wanted), keys, -1)
+    if clips is not None:
+        keys = np.where(clips, keys, -1)
     if not (keys >= 0).any():
         raise PaxionError(f"task {task!r}: no clip of split {split!r} has a {field.removesuffix('_idx')} in the set")
     return keys
 
 
-def _choice_scores(
-    cache, scorer, split: str, text_ids: np.ndarray, *, device, batch_size: int, progress, stage_name: str
-) -> np.ndarray:
-    """Scores [n, K] of each clip against its candidate texts (text_ids [n, K], or [K] shared by all clips)."""
+def _encode(cache, scorer, split: str, text_ids: np.ndarray, *, device, batch_size: int, progress,
+            stage_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split's clips [n, L, d] and the texts `text_ids` (any shape S) [*S, d] as the scorer's vectors."""
     stage = _stage(progress, stage_name, cache.num_clips(split))
     videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=stage)
-    flat = np.unique(text_ids, return_inverse=True)
-    vectors = _encode_texts(cache, scorer, flat[0], device=device, batch_size=batch_size)[flat[1]]
-    candidates = vectors.reshape(*text_ids.shape, -1)
-    if text_ids.ndim == 1:
-        return exact_scores(videos[:, None], candidates[None, :, None])
-    return exact_scores(videos[:, None], candidates[:, :, None])
+    flat, inverse = np.unique(text_ids, return_inverse=True)
+    vectors = _encode_texts(cache, scorer, flat, device=device, batch_size=batch_size)
+    return videos, vectors[inverse.reshape(-1)].reshape(*np.shape(text_ids), -1)
+
+
+def _choice_scores(videos: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Scores [n, K] of clips [n, L, d] against their candidates [n, K, d], or [K, d] shared by all clips; computed
+    a block of clips at a time so that the float64 products stay within RESCORE_ELEMENTS."""
+    shared = candidates.ndim == 2
+    n, per_clip = len(videos), candidates.shape[-2] * videos.shape[1] * videos.shape[2]
+    rows = max(1, RESCORE_ELEMENTS // max(per_clip, 1))
+    scores = np.empty((n, candidates.shape[-2]), dtype=np.float64)
+    for start in range(0, n, rows):
+        block = slice(start, start + rows)
+        items = candidates[None, :, None] if shared else candidates[block][:, :, None]
+        scores[block] = exact_scores(videos[block][:, None], items)
+    return scores
+
+
+def ensemble_retrieval(
+    encoded: list[tuple[np.ndarray, np.ndarray, float]],
+    video_keys: np.ndarray,
+    text_keys: np.ndarray,
+    *,
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, dict[str, float]]:
+    """{"v2t": metrics, "t2v": metrics} ranked by the sum over models of softmax probabilities (paper App. A; the
+    official code offers it on every retrieval task): over texts per video (v2t), over videos per text (t2v).
+
+    encoded: per model (videos [n, L, d], texts [m, d], scale, the linear inverse temperature). Holds dense [n, m] score matrices: raises
+    PaxionError above ENSEMBLE_MAX_SCORES entries (restrict the clips, e.g. with an id list).
+    """
+    n, m = len(video_keys), len(text_keys)
+    if n * m > ENSEMBLE_MAX_SCORES:
+        raise PaxionError(f"the ensemble scores {n} clips x {m} texts densely, over {ENSEMBLE_MAX_SCORES:,}: "
+                          "restrict the clips (--ids)")
+    scores = [(_choice_scores(videos, texts), scale) for videos, texts, scale in encoded]
+    v2t = sum(softmax(s, scale) for s, scale in scores)
+    t2v = sum(softmax(s.T, scale) for s, scale in scores)
+    return {"v2t": rank_summary(dense_first_hit_ranks(v2t, video_keys, text_keys), ks),
+            "t2v": rank_summary(dense_first_hit_ranks(t2v, text_keys, video_keys), ks)}
+
+
+def zeroshot_candidates(cache, split: str, classes: list[str] | None) -> list[str]:
+    """The class names zero-shot chooses among: `classes`, else the split's distinct class texts, sorted."""
+    if classes:
+        return list(dict.fromkeys(classes))
+    class_idx = _read_fields(cache, split, "zeroshot", ["class_idx"])["class_idx"]
+    names = sorted({cache.texts[i] for i in np.unique(class_idx) if i >= 0})
+    if not names:
+        raise PaxionError(f"task 'zeroshot': no clip of split {split!r} has a class (Ego4D and NExT-QA carry none)")
+    return names
+
+
+def prompted(names: list[str], prompt: str | None) -> list[str]:
+    """Class names wrapped in a prompt whose "{}" stands for the name ("a video of {}"); None = the names."""
+    if prompt is None:
+        return list(names)
+    if "{}" not in prompt:
+        raise PaxionError(f"the prompt {prompt!r} has no {{}} for the class name")
+    return [prompt.replace("{}", name) for name in names]
+
+
+def zeroshot_texts(cache, split: str, classes: list[str] | None, prompt: str | None) -> list[str]:
+    """The candidate texts zero-shot scores against (`prompted(zeroshot_candidates(...), prompt)`)."""
+    return prompted(zeroshot_candidates(cache, split, classes), prompt)
+
+
+def zeroshot_answers(cache, split: str, names: list[str]) -> np.ndarray:
+    """Per clip of the split, the position in `names` of its class text (compared as text), -1 = not listed."""
+    class_idx = _read_fields(cache, split, "zeroshot", ["class_idx"])["class_idx"]
+    position = {name: k for k, name in enumerate(names)}
+    distinct, inverse = np.unique(class_idx, return_inverse=True)
+    table = np.array([position.get(cache.texts[i], -1) if i >= 0 else -1 for i in distinct], dtype=np.int64)
+    return table[inverse.reshape(-1)]
 
 
 def run_task(
@@ -125,6 +192,8 @@ def run_task(
     split: str = "validation",
     ks: tuple[int, ...] = (1, 5, 10),
     classes: list[str] | None = None,
+    prompt: str | None = None,
+    clips: np.ndarray | None = None,
     ensemble_with=None,
     device: str | torch.device = "cpu",
     batch_size: int = 256,
@@ -134,40 +203,53 @@ def run_task(
 
     task: "label" (captions), "template" (object-hidden templates), "temporal" (templates restricted to
         `classes`, default the cache's bench temporal_classes), "mc" (multiple choice: mc_idx, mc_answer) or
-        "zeroshot" (classify into `classes`, default the bench classes, in label order; accuracy against `label`).
+        "zeroshot" (classify into the class names `classes`, default the split's distinct class texts; a clip
+        counts when its class text, compared by name, is one of them, and n says how many did).
     Retrieval tasks return {"v2t": {"r<k>": %, "medr", "n"}, "t2v": {...}}; their texts are the distinct captions
     (templates) of the split's clips, several clips per text allowed. mc and zeroshot return {"accuracy": %, "n",
     "ci95"}, predicting the highest-scoring candidate (ties: the lowest index).
-    ks: recall cut-offs (default 1, 5, 10). ensemble_with: a second scorer (the backbone) whose softmax
-    probabilities are added to the model's (mc and zeroshot only; default None). batch_size: clips encoded
-    together (default 256). progress(stage, advance, total) reports long stages.
+    ks: recall cut-offs (default 1, 5, 10). prompt: zeroshot candidates are `prompted(classes, prompt)` (default
+    None = the names); every one must be in the text table (`paxion.cache.texts.add_texts`). clips: bool mask [n]
+    of the split's clips to score (default None = all; `paxion.retrieval.subsets.clip_mask`). ensemble_with: a
+    second scorer (the backbone) whose softmax probabilities are added to the model's, on every task (default
+    None). batch_size: clips encoded together (default 256). progress(stage, advance, total) reports long stages.
     """
     if task not in TASKS:
         raise PaxionError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if not ks or min(ks) < 1:
         raise PaxionError(f"recall cut-offs must be at least 1, got {list(ks)}")
-    if ensemble_with is not None and task not in CHOICE_TASKS:
-        raise PaxionError(f"the backbone ensemble applies to {' and '.join(CHOICE_TASKS)}, not to {task!r}")
+    scorers = [(scorer, "encoding clips")] + ([(ensemble_with, "encoding clips (backbone)")] if ensemble_with else [])
+    options = {"device": device, "batch_size": batch_size, "progress": progress}
     if task in RETRIEVAL_TASKS:
-        keys = _clip_keys(cache, split, task, classes)
-        stage = _stage(progress, "encoding clips", cache.num_clips(split))
-        videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=stage)
+        keys = _clip_keys(cache, split, task, classes, clips)
         kept = keys >= 0
         text_ids = np.unique(keys[kept])
-        texts = _encode_texts(cache, scorer, text_ids, device=device, batch_size=batch_size)
+        encoded = [(*_encode(cache, s, split, text_ids, stage_name=name, **options), s.scale)
+                   for s, name in scorers]
+        if ensemble_with is not None:
+            kept_encoded = [(videos[kept], texts, scale) for videos, texts, scale in encoded]
+            return ensemble_retrieval(kept_encoded, keys[kept], text_ids, ks=tuple(ks))
+        videos, texts, _ = encoded[0]
         return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress)
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
-        text_ids, answers, kept = fields["mc_idx"].astype(np.int64), fields["mc_answer"], slice(None)
+        text_ids, answers = fields["mc_idx"].astype(np.int64), fields["mc_answer"]
+        kept = np.ones(len(answers), dtype=bool)
     else:
-        text_ids = _class_text_ids(cache, classes or _bench_classes(cache, "classes", task), "class")
-        answers = _read_fields(cache, split, task, ["label"])["label"]
+        names = zeroshot_candidates(cache, split, classes)
+        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text",
+                                   hint="; `paxion cache add-texts CACHE FILE` encodes new ones")
+        answers = zeroshot_answers(cache, split, names)
         kept = answers >= 0
-        if not kept.any():
-            raise PaxionError(f"task 'zeroshot': no clip of split {split!r} has a class label")
-    options = {"device": device, "batch_size": batch_size, "progress": progress}
-    scores = _choice_scores(cache, scorer, split, text_ids, stage_name="encoding clips", **options)
+    kept = kept if clips is None else kept & clips
+    if not kept.any():
+        raise PaxionError(f"task {task!r}: no clip of split {split!r} to score (none listed, or none of a listed class)")
+    scored = []
+    for s, name in scorers:
+        videos, candidates = _encode(cache, s, split, text_ids, stage_name=name, **options)
+        scored.append((_choice_scores(videos[kept], candidates[kept] if candidates.ndim == 3 else candidates),
+                              s.scale))
     if ensemble_with is not None:
-        other = _choice_scores(cache, ensemble_with, split, text_ids, stage_name="encoding clips (backbone)", **options)
-        scores = ensemble_probabilities(scores, scorer.scale, other, ensemble_with.scale)
-    return choice_accuracy(scores[kept], answers[kept])
+        (scores, scale), (other, other_scale) = scored
+        return choice_accuracy(ensemble_probabilities(scores, scale, other, other_scale), answers[kept])
+    return choice_accuracy(scored[0][0], answers[kept])

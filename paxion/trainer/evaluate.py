@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from paxion.errors import PaxionError
 from paxion.scoring import Scorer, check_split, iter_batches, pair_scores
 from paxion.stats import wilson_interval
 
 TASKS = ("aa", "vr", "or")
+VR_SETS = ("all", "aa")  # Video Reversal on every clip, or on the clips with an AA caption (the paper's set)
 TIE_TOLERANCE = 1e-6
 
 
@@ -35,6 +37,8 @@ def actionbench(
     scorer: Scorer,
     split: str = "validation",
     *,
+    clips: np.ndarray | None = None,
+    vr_set: str = "all",
     batch_size: int = 256,
     device="cpu",
     progress: Callable[[int], None] | None = None,
@@ -42,9 +46,14 @@ def actionbench(
     """AA, VR and OR accuracy of a scorer on a cache split; progress(k) after each k clips.
 
     AA / OR: clips with an antonym / object-replaced caption, score(clip, caption) vs score(clip, negative).
-    VR: every clip, score(clip, caption) vs score(reversed clip, caption). Ties count 0.5.
+    VR: score(clip, caption) vs score(reversed clip, caption) on every clip (vr_set "all", the default) or on
+    the clips with an AA caption (vr_set "aa", the paper's set); the result's "vr" names it as "set".
+    Ties count 0.5. clips: bool mask [n] of the split's clips to score (default None = all).
     """
-    check_split(cache, split)
+    if vr_set not in VR_SETS:
+        raise PaxionError(f"unknown VR clip set {vr_set!r}; choose one of {', '.join(VR_SETS)}")
+    chosen = np.ones(check_split(cache, split), dtype=bool) if clips is None else np.asarray(clips, dtype=bool)
+    start = 0
     texts = scorer.encode_text(torch.as_tensor(np.asarray(cache.text_emb)).to(device))
     video_fields = (*scorer.video_fields(), *scorer.video_fields(reverse=True))
     fields = tuple(dict.fromkeys((*video_fields, "caption_idx", "aa_idx", "or_idx")))
@@ -52,14 +61,19 @@ def actionbench(
     with torch.no_grad():
         for batch in iter_batches(cache, split, fields, batch_size=batch_size, device=device):
             video = scorer.encode_video(batch)
+            keep = torch.from_numpy(chosen[start : start + len(video)]).to(video.device)
+            start += len(video)
             caption = texts[batch["caption_idx"].long()]
             own = pair_scores(video, caption)
-            credits["vr"].append(pair_credit(own, pair_scores(scorer.encode_video(batch, reverse=True), caption)))
+            reversal = pair_credit(own, pair_scores(scorer.encode_video(batch, reverse=True), caption))
+            credits["vr"].append(reversal[keep & (batch["aa_idx"] >= 0) if vr_set == "aa" else keep])
             for task in ("aa", "or"):
                 negative_idx = batch[f"{task}_idx"].long()
-                has = negative_idx >= 0
+                has = (negative_idx >= 0) & keep
                 negative = pair_scores(video[has], texts[negative_idx[has]])
                 credits[task].append(pair_credit(own[has], negative))
             if progress is not None:
                 progress(len(video))
-    return {task: summarise(torch.cat(credits[task] or [torch.zeros(0)]).cpu().numpy()) for task in TASKS}
+    result = {task: summarise(torch.cat(credits[task] or [torch.zeros(0)]).cpu().numpy()) for task in TASKS}
+    result["vr"]["set"] = vr_set
+    return result
