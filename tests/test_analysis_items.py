@@ -19,9 +19,9 @@ from paxion.analysis.items import (
     write_predictions,
 )
 from paxion.analysis.paired import compare_models, mcnemar_exact, paired_comparison
-from paxion.analysis.tables import model_tables, paired_tables, per_class_tables
-from paxion.demo.report import actionbench_table, retrieval_table
+from paxion.analysis.tables import paired_tables, per_class_tables
 from paxion.errors import PaxionError
+from paxion.report.tables import model_tables, study_actionbench_table, study_retrieval_table
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import choice_accuracy, first_hit_ranks, retrieval_metrics
 from paxion.trainer.evaluate import pair_credit, summarise
@@ -225,12 +225,12 @@ def test_demo_tables_fit_the_console_and_keep_names():
               "parameters": {"backbone": 1000, names[1]: 10, names[2]: 123456}}
     for width in (80, 200):
         console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-        console.print(actionbench_table(report))
-        console.print(retrieval_table(report))
+        console.print(study_actionbench_table(report))
+        console.print(study_retrieval_table(report))
         lines = console.export_text().splitlines()
         assert all(len(line) <= width for line in lines)
         for name in names:
             assert any(f"│ {name} " in line for line in lines)
         text = "\n".join(lines)
-        assert text.count("83.3 [44-97]") == 9  # 3 models x 3 tasks, never folded
+        assert text.count("83.3 [43.6-97.0]") == 9  # 3 models x 3 tasks, never folded
         assert text.count("123.5K (12345.6%)") == 2  # Table 1 and Table 2

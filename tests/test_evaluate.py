@@ -92,17 +92,17 @@ def test_actionbench_uses_stored_reversals_of_temporal_caches():
 
 def test_vr_on_the_paper_set_scores_only_clips_with_an_antonym_caption():
     cache = FakeCache(temporal=True)
-    paper = actionbench(BackboneScorer(temporal=True), cache, vr_set="aa")
+    paper = actionbench(cache, BackboneScorer(temporal=True), vr_set="aa")
     # clips 0, 1 and 3 have an AA caption: VR right, wrong, wrong
     assert (paper["vr"]["n"], paper["vr"]["accuracy"], paper["vr"]["set"]) == (3, pytest.approx(100 / 3), "aa")
-    assert paper["aa"] == actionbench(BackboneScorer(temporal=True), cache)["aa"]
+    assert paper["aa"] == actionbench(cache, BackboneScorer(temporal=True))["aa"]
     with pytest.raises(PaxionError, match="unknown VR clip set"):
-        actionbench(BackboneScorer(temporal=True), cache, vr_set="some")
+        actionbench(cache, BackboneScorer(temporal=True), vr_set="some")
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_clip_mask_restricts_every_task(batch_size):
-    result = actionbench(BackboneScorer(temporal=True), FakeCache(temporal=True), batch_size=batch_size,
+    result = actionbench(FakeCache(temporal=True), BackboneScorer(temporal=True), batch_size=batch_size,
                          clips=np.array([True, False, True, True]))
     assert (result["aa"]["n"], result["aa"]["accuracy"]) == (2, pytest.approx(100 * 1.5 / 2))  # right, tie
     assert (result["or"]["n"], result["or"]["accuracy"]) == (3, pytest.approx(100 * 2.5 / 3))  # right, tie, right

@@ -1,74 +1,10 @@
-"""Rich tables that never cut a model (or class) name, whatever the terminal width, and the analysis tables."""
+"""The analysis tables (per-class results, paired comparisons), built on `paxion.report.tables.model_tables`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from rich.markup import escape
 from rich.table import Table
 
-CELL_PADDING = 3  # a rich cell's two spaces of padding and its border
-
-
-def _words_width(text: str) -> int:
-    return max((len(word) for word in text.split()), default=0)
-
-
-def model_tables(
-    *,
-    title: str,
-    names: Sequence[str],
-    columns: Sequence[tuple[str, Sequence[str]]],
-    width: int,
-    name_header: str = "model",
-    caption: str | None = None,
-) -> list[Table]:
-    """Tables of one row per name and the value `columns` ((header, cells), cells in the order of `names`).
-
-    The name column is never wrapped or cut; when the columns do not fit `width` characters they are split over
-    several tables, each repeating the name column, so no value is folded either (a header may wrap at spaces).
-    Every column gets a fixed width: what its longest cell and header word need, plus what is left of `width`
-    for the rest of its header. Names, headers and cells are printed literally (rich markup escaped); titles after
-    the first get "(cont.)". A name longer than `width` still overflows the terminal. Raises ValueError when a
-    column's cells do not match the names.
-    """
-    for header, cells in columns:
-        if len(cells) != len(names):
-            raise ValueError(f"column {header!r} has {len(cells)} cells for {len(names)} names")
-    name_width = max([len(name_header), *map(len, names)])
-    needs = [max([_words_width(header), *map(len, cells)]) for header, cells in columns]
-    naturals = [max([len(header), *map(len, cells)]) for header, cells in columns]
-    groups: list[list[int]] = [[]]
-    used = 1 + name_width + CELL_PADDING  # the left border, the name column
-    for j, need in enumerate(needs):
-        if groups[-1] and used + need + CELL_PADDING > width:
-            groups.append([])
-            used = 1 + name_width + CELL_PADDING
-        groups[-1].append(j)
-        used += need + CELL_PADDING
-    tables = []
-    for g, group in enumerate(groups):
-        table = Table(title=title if g == 0 else f"{title} (cont.)", caption=caption if g == len(groups) - 1 else None)
-        table.add_column(escape(name_header), no_wrap=True, width=name_width)
-        left = width - 1 - name_width - CELL_PADDING - sum(needs[j] + CELL_PADDING for j in group)
-        for j in group:
-            extra = max(0, min(naturals[j] - needs[j], left))
-            left -= extra
-            table.add_column(escape(columns[j][0]), justify="right", width=needs[j] + extra)
-        for i, name in enumerate(names):
-            table.add_row(escape(name), *(escape(columns[j][1][i]) for j in group))
-        tables.append(table)
-    return tables
-
-
-class ModelTables:
-    """A rich renderable: `model_tables(**options)` at the width it is printed at (console.print(ModelTables(...)))."""
-
-    def __init__(self, **options) -> None:
-        self.options = options
-
-    def __rich_console__(self, console, options):
-        yield from model_tables(**self.options, width=options.max_width)
+from paxion.report.tables import model_tables
 
 
 def _pct(value: float | None) -> str:

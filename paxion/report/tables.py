@@ -17,6 +17,70 @@ STUDY_RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t
 DIRECTIONS = {"v2t": "video to text", "t2v": "text to video"}
 
 
+CELL_PADDING = 3  # a rich cell's two spaces of padding and its border
+
+
+def _words_width(text: str) -> int:
+    return max((len(word) for word in text.split()), default=0)
+
+
+def model_tables(
+    *,
+    title: str,
+    names: Sequence[str],
+    columns: Sequence[tuple[str, Sequence[str]]],
+    width: int,
+    name_header: str = "model",
+    caption: str | None = None,
+) -> list[Table]:
+    """Tables of one row per name and the value `columns` ((header, cells), cells in the order of `names`).
+
+    The name column is never wrapped or cut; when the columns do not fit `width` characters they are split over
+    several tables, each repeating the name column, so no value is folded either (a header may wrap at spaces).
+    Every column gets a fixed width: what its longest cell and header word need, plus what is left of `width`
+    for the rest of its header. Names, headers and cells are printed literally (rich markup escaped); titles after
+    the first get "(cont.)". A name longer than `width` still overflows the terminal. Raises ValueError when a
+    column's cells do not match the names.
+    """
+    for header, cells in columns:
+        if len(cells) != len(names):
+            raise ValueError(f"column {header!r} has {len(cells)} cells for {len(names)} names")
+    name_width = max([len(name_header), *map(len, names)])
+    needs = [max([_words_width(header), *map(len, cells)]) for header, cells in columns]
+    naturals = [max([len(header), *map(len, cells)]) for header, cells in columns]
+    groups: list[list[int]] = [[]]
+    used = 1 + name_width + CELL_PADDING  # the left border, the name column
+    for j, need in enumerate(needs):
+        if groups[-1] and used + need + CELL_PADDING > width:
+            groups.append([])
+            used = 1 + name_width + CELL_PADDING
+        groups[-1].append(j)
+        used += need + CELL_PADDING
+    tables = []
+    for g, group in enumerate(groups):
+        table = Table(title=title if g == 0 else f"{title} (cont.)", caption=caption if g == len(groups) - 1 else None)
+        table.add_column(escape(name_header), no_wrap=True, width=name_width)
+        left = width - 1 - name_width - CELL_PADDING - sum(needs[j] + CELL_PADDING for j in group)
+        for j in group:
+            extra = max(0, min(naturals[j] - needs[j], left))
+            left -= extra
+            table.add_column(escape(columns[j][0]), justify="right", width=needs[j] + extra)
+        for i, name in enumerate(names):
+            table.add_row(escape(name), *(escape(columns[j][1][i]) for j in group))
+        tables.append(table)
+    return tables
+
+
+class ModelTables:
+    """A rich renderable: `model_tables(**options)` at the width it is printed at (console.print(ModelTables(...)))."""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def __rich_console__(self, console, options):
+        yield from model_tables(**self.options, width=options.max_width)
+
+
 def _table(title: str | None, columns: Iterable[str], *, left: int = 1) -> Table:
     """A table titled `title` (plain text, no markup) whose first `left` columns are left-aligned, the rest right."""
     table = Table(title=None if title is None else escape(title))
@@ -92,17 +156,18 @@ def cache_table(info: dict) -> Table:
     return table
 
 
-def actionbench_table(scores: dict[str, dict], *, title: str, params: dict[str, str] | None = None) -> Table:
+def actionbench_table(scores: dict[str, dict], *, title: str, params: dict[str, str] | None = None) -> ModelTables:
     """ActionBench accuracy, one row per model: `scores[model][task]` = {"accuracy", "n", "ci95"} (percent).
 
-    `params`: each model's trainable-parameter text, shown as a column when given.
+    `params`: each model's trainable-parameter text, shown as a column when given. Model names are never cut.
     """
-    table = _table(title, ["model", *(["trainable params"] if params else []), *TASK_NAMES.values()])
-    for model, row in scores.items():
-        table.add_row(escape(model), *([params[model]] if params else []), *(_accuracy(row[k]) for k in TASK_NAMES))
+    names = list(scores)
+    columns = [("trainable params", [params[name] for name in names])] if params else []
+    columns += [(f"{name} % [95% CI]", [_accuracy(scores[model][key]) for model in names])
+                for key, name in TASK_NAMES.items()]
     first = next(iter(scores.values()))
-    table.caption = f"accuracy % [95% CI]; n = {' / '.join(str(first[k]['n']) for k in TASK_NAMES)} pairs; chance 50"
-    return table
+    caption = f"n = {' / '.join(str(first[k]['n']) for k in TASK_NAMES)} pairs (AA / VR / OR); chance 50"
+    return ModelTables(title=title, names=names, columns=columns, caption=caption)
 
 
 def retrieval_table(result: dict, *, title: str, ks: Sequence[int]) -> Table:
@@ -125,23 +190,22 @@ def _study_params(report: dict) -> dict[str, str]:
             for name in report["parameters"]}
 
 
-def study_actionbench_table(report: dict) -> Table:
+def study_actionbench_table(report: dict) -> ModelTables:
     """The demo's Table 1 analog: ActionBench per model of `paxion.demo.study.run_study`'s report."""
     return actionbench_table(report["actionbench"], params=_study_params(report),
                              title="ActionBench on the built-in world (validation; Table 1 analog)")
 
 
-def study_retrieval_table(report: dict) -> Table:
+def study_retrieval_table(report: dict) -> ModelTables:
     """The demo's Table 2 analog: label retrieval both ways, video-to-action (template) and the temporal subset."""
     params = _study_params(report)
-    columns = [f"{task} {direction} {k.upper()}" for task, direction in STUDY_RETRIEVAL_COLUMNS for k in ("r1", "r5")]
-    table = _table("Retrieval on the built-in world (validation; Table 2 analog)",
-                   ["model", "trainable params", *columns])
-    for name, tasks in report["retrieval"].items():
-        cells = [_pct(tasks[task][direction].get(k)) for task, direction in STUDY_RETRIEVAL_COLUMNS
-                 for k in ("r1", "r5")]
-        table.add_row(escape(name), params[name], *cells)
-    return table
+    names = list(report["retrieval"])
+    columns = [("trainable params", [params[name] for name in names])]
+    columns += [(f"{task} {direction} {k.upper()}", [_pct(report["retrieval"][name][task][direction].get(k))
+                                                    for name in names])
+                for task, direction in STUDY_RETRIEVAL_COLUMNS for k in ("r1", "r5")]
+    return ModelTables(title="Retrieval on the built-in world (validation; Table 2 analog)", names=names,
+                       columns=columns)
 
 
 def timings_table(report: dict) -> Table:
