@@ -68,6 +68,12 @@ def json_option(*, writes: str):
                         help=f"Also write {writes} to this file.")
 
 
+def verify_option():
+    """`--verify`: check each shard's XXH3-128 hash before its first read (a full read of the cache once)."""
+    return click.option("--verify", is_flag=True,
+                        help="Check every shard's XXH3-128 hash before reading it (sizes and layout are always checked).")
+
+
 def ids_option(*, help: str = "Score only the clips listed in this file, one id per line."):
     """`--ids FILE`, passed as `ids_file`."""
     return click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False), help=help)
@@ -472,9 +478,10 @@ def _train_config_options(command):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write: config.json, metrics.jsonl, checkpoint.pt (every epoch), model.pt.")
 @device_option()
+@verify_option()
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same settings).")
 @_train_config_options
-def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **given) -> None:
+def train_command(cache_dir: str, out_dir: str, device: str, verify: bool, resume: bool, **given) -> None:
     """Train a Knowledge Patcher (or PAXION / Side-Tuning) on cached backbone features.
 
     \b
@@ -491,7 +498,8 @@ def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **giv
     from paxion.trainer.train import train
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=err_console)
+                   TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=err_console,
+                   transient=True)
 
     def show(event: dict) -> None:
         kind = event["event"]
@@ -524,7 +532,8 @@ def train_command(cache_dir: str, out_dir: str, device: str, resume: bool, **giv
         options = {name: value for name, value in given.items() if value is not None}
         if options.get("eval_split") == "none":
             options["eval_split"] = None
-        summary = train(cache_dir, out_dir, options=options, device=device, resume=resume, progress=show)
+        summary = train(cache_dir, out_dir, options=options, device=device, resume=resume, verify=verify,
+                        progress=show)
     finally:
         bar.stop()
     if summary["rank"] != 0:
@@ -561,10 +570,11 @@ def _listed_clips(cache, split: str, ids_file: str | None):
 @device_option()
 @batch_size_option(default=256, help="Clips scored per batch.")
 @ids_option()
+@verify_option()
 @click.option("--vr-set", default="all", show_default=True, type=click.Choice(["all", "aa"]),
               help="Video Reversal on every clip, or on the clips with an Action Antonym caption (the paper's set).")
 def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split: str, json_out: str | None,
-                 device: str, batch_size: int, ids_file: str | None, vr_set: str) -> None:
+                 verify: bool, device: str, batch_size: int, ids_file: str | None, vr_set: str) -> None:
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
     Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
@@ -578,7 +588,7 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
 
     if (run_dir is not None) == backbone_only:
         raise click.UsageError("give exactly one of --run RUN_DIR and --backbone-only")
-    cache = Cache(cache_dir)
+    cache = Cache(cache_dir, verify=verify)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
     clips = _listed_clips(cache, split, ids_file)
@@ -627,8 +637,9 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
               help='zeroshot: wrap each class name, "{}" standing for it ("a video of {}"); texts not in the cache '
                    "are encoded into it by the backbone's text tower.")
 @ids_option(help="Score only the clips listed in this file, one id per line (e.g. the 2,088-clip SSv2 pool).")
+@verify_option()
 @batch_size_option(default=256, help="Clips encoded per batch.")
-def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool,
+def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool, verify: bool,
                      ks: tuple[int, ...], json_out: str | None, device: str, classes_source: str | None,
                      prompt: str | None, ids_file: str | None, batch_size: int) -> None:
     """Downstream evaluation of a run (or the backbone): exact FAISS retrieval, multiple choice, zero-shot.
@@ -645,7 +656,7 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     from paxion.retrieval.tasks import run_task, zeroshot_texts
     from paxion.scoring import load_scorer
 
-    cache = Cache(cache_dir)
+    cache = Cache(cache_dir, verify=verify)
     torch_device = resolve_device(device)
     scorer = load_scorer(cache, run_dir, device=torch_device)
     backbone = load_scorer(cache, None, device=torch_device) if ensemble else None
@@ -655,7 +666,7 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
         added = add_texts(cache_dir, zeroshot_texts(cache, split, classes, prompt), device=torch_device)
         if added:
             console.print(f"encoded {len(added)} new class texts into {cache_dir}", highlight=False)
-            cache = Cache(cache_dir)
+            cache = Cache(cache_dir, verify=verify)
     with _bar() as bar:
         stages: dict[str, int] = {}
 

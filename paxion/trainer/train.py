@@ -125,6 +125,7 @@ def train(
     options: Mapping[str, Any] | None = None,
     device: str = "auto",
     resume: bool = False,
+    verify: bool = False,
     progress: Progress | None = None,
 ) -> dict:
     """Train a patched model on a cache split into RUN_DIR; returns the run's summary.
@@ -133,11 +134,11 @@ def train(
     (`TrainConfig.builtin_world()` when the cache says it is the built-in world, else `TrainConfig.paper()`) and,
     with `init`, that run's patcher options. `progress(event)` gets {"event": "start" | "step" | "epoch" | "eval"
     ...} dicts on rank 0. RUN_DIR gets config.json (the whole config plus run facts), metrics.jsonl,
-    checkpoint.pt and model.pt (both carry the config). Raises PaxionError for bad options or a RUN_DIR that
-    holds another run.
+    checkpoint.pt and model.pt (both carry the config). verify: check each shard's XXH3-128 before its first read
+    (`Cache(..., verify=True)`). Raises PaxionError for bad options or a RUN_DIR that holds another run.
     """
     ctx = distributed.context_from_env()
-    cache = Cache(cache_dir)
+    cache = Cache(cache_dir, verify=verify)
     out = Path(out_dir)
     backbone = cache.manifest["backbone"]
     builtin = bool(cache.manifest.get("bench", {}).get("builtin_world"))
