@@ -6,12 +6,9 @@ The shipped `toy_weights.pt` was made with:
     paxion backbone train-toy --world world-1234 --out paxion/extract/backbones/toy_weights.pt \
         --epochs 20 --seed 0
 
-(a world seed other than the demo's default 0, so the demo's clips were never seen in training), on one
-H100 (`--device auto`): 68 s decoding, 16 s training. It scores object replacement 97.0% on that world's
-validation split and 95.0% on the demo world's (seed 0), its pooled embedding is exactly time-blind, and every
-caption is at cosine 0.945 or less from its reversal partner's caption.
-A CPU run (local, 2 cores: 36 s decoding, 656 s training) gives numerically different weights of the same
-quality: object replacement 97.0% on world-1234 validation, largest caption/reversal cosine 0.946.
+(a world seed other than the demo's default 0, so the demo's clips were never seen in training). The
+training times and the weights' measured quality (object replacement accuracy, time-blindness, the largest
+caption/reversal cosine) on a GPU and on the CPU are in BENCHMARKS.md ("Toy backbone").
 """
 
 from __future__ import annotations
