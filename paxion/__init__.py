@@ -48,7 +48,7 @@ _API = {
     "PaxionError": "paxion.errors",
 }
 
-__all__ = sorted(_API)
+__all__ = list(_API)
 
 
 def __getattr__(name: str) -> Any:
