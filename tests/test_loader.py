@@ -19,7 +19,7 @@ class ShardCache:
         self.text_emb = np.ones((7, DIM), dtype=np.float32)
         self.splits = {"train": {"clips": sum(sizes)}}
         self.manifest = {
-            "frames": FRAMES,
+            "frames": FRAMES, "token_dtype": "fp16",
             "backbone": {"tokens_per_frame": TOKENS, "token_dim": WIDTH, "embed_dim": DIM},
             "splits": {"train": {"clips": sum(sizes), "shards": [{"clips": n} for n in sizes]}},
         }
@@ -45,7 +45,7 @@ class ShardCache:
     def num_shards(self, split):
         return len(self.shards)
 
-    def read_shard(self, split, k, fields=None):
+    def read_shard(self, split, k, fields=None, *, dequantize=True):
         self.reads.append(k)
         return {f: self.shards[k][f] for f in (fields or self.shards[k])}
 
@@ -98,7 +98,7 @@ def test_resident_equals_streaming_and_reads_each_shard_once():
     cache = ShardCache([9, 11, 5, 12])
     resident = CacheLoader(cache, batch_size=4, seed=7)
     # its own cache: the streaming loader's read-ahead thread may still be reading after the loop ends
-    streaming = CacheLoader(ShardCache([9, 11, 5, 12]), batch_size=4, seed=7, memory_budget="1B")
+    streaming = CacheLoader(ShardCache([9, 11, 5, 12]), batch_size=4, seed=7, memory_budget="1B", pool_shards=4)
     assert resident.resident and not streaming.resident
     for epoch in range(2):
         resident.set_epoch(epoch)

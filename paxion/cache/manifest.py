@@ -12,7 +12,7 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 4  # 4: read through h5py, whole-file xxh3_128 per file; 3: field offsets and hand-made checksums
+SCHEMA_VERSION = 5  # 5: int8 tokens with a channel scale; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -106,7 +106,8 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
-             "pooled": ("f4", (bb["embed_dim"],))} | ({"tokens_scale": ("f2", tokens[:-1])} if int8 else {})
+             "pooled": ("f4", (bb["embed_dim"],))} | (
+        {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {})
     specs = video | {"id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 from h5py import h5d, h5s
 
 from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest
-from paxion.cache.quant import dequantize_int8
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
+
+DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
 
 
 def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
@@ -26,8 +29,12 @@ def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> 
     """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`."""
     if out.dtype == object:
         out[:] = [s.decode() for s in _read_all(ds).tolist()]
-    elif ds.dtype == np.int8:
-        dequantize_int8(_read_all(ds), _read_all(h5d.open(f.id, f"{name}_scale".encode())), out=out)
+    elif ds.dtype != out.dtype:  # int8 tokens to float16, a block of clips at a time
+        q, scale, channel = (torch.from_numpy(_read_all(h5d.open(f.id, (name + s).encode())))
+                             for s in ("", SCALE, CHANNEL_SCALE))
+        for i in range(0, len(out), DEQUANTIZE_CLIPS):
+            block = slice(i, i + DEQUANTIZE_CLIPS)
+            out[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
     else:
         _read_all(ds, out)
 
@@ -111,18 +118,24 @@ class Cache:
             raise CacheError(f"{self.root}: no split {split!r} (has {', '.join(self.splits)})")
         return self.manifest["splits"][split]
 
-    def read_shard(self, split: str, k: int, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of shard k as numpy arrays in the stored precision (fp16 tokens; int8 tokens dequantised
-        to float16; ids as str objects); `fields` None = every field but the int8 scales."""
-        return self._read(split, [k], fields)
+    def read_shard(self, split: str, k: int, fields: Sequence[str] | None = None, *,
+                   dequantize: bool = True) -> dict[str, np.ndarray]:
+        """All clips of shard k as numpy arrays (ids as str objects); `fields` None = every field. Tokens come
+        back in the stored precision: float16, or int8 ones dequantised on the CPU to float16 (their scale fields
+        not returned); with `dequantize=False` int8 tokens come back as stored, each with its `{name}_scale` and
+        `{name}_channel_scale` fields, for `paxion.cache.quant.as_float32` to dequantise on the device."""
+        return self._read(split, [k], fields, dequantize)
 
-    def read_split(self, split: str, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of a split, its shards in order, each read straight into its rows of the result."""
+    def read_split(self, split: str, fields: Sequence[str] | None = None, *,
+                   dequantize: bool = True) -> dict[str, np.ndarray]:
+        """All clips of a split as `read_shard` gives them, its shards in order, each read straight into its rows
+        of the result."""
         if not self._split(split)["shards"]:
             raise CacheError(f"{self.root}: split {split!r} has no clips")
-        return self._read(split, range(self.num_shards(split)), fields)
+        return self._read(split, range(self.num_shards(split)), fields, dequantize)
 
-    def _read(self, split: str, shards: Sequence[int], fields: list[str] | None) -> dict[str, np.ndarray]:
+    def _read(self, split: str, shards: Sequence[int], fields: Sequence[str] | None,
+              dequantize: bool) -> dict[str, np.ndarray]:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
         rows = sum(record["clips"] for record in records)
@@ -131,14 +144,17 @@ class Cache:
         for record in records:
             path, clips = self.root / record["file"], record["clips"]
             with self._open_shard(record) as f:
-                for name in [n for n in f if not n.endswith("_scale")] if fields is None else fields:
+                names = list(f) if fields is None else [*fields, *(n + s for n in fields for s in (SCALE, CHANNEL_SCALE))]
+                for name in names:
+                    if name.endswith(SCALE) and (dequantize or name not in f):
+                        continue
                     try:
                         ds = h5d.open(f.id, name.encode())
                     except KeyError:
                         raise CacheError(f"{path}: no field {name!r}") from None
                     if name not in out:
-                        loaded = object if ds.dtype.kind == "S" else np.float16 if ds.dtype == np.int8 else ds.dtype
-                        out[name] = np.empty((rows, *ds.shape[1:]), loaded)
+                        kind = object if ds.dtype.kind == "S" else np.float16 if dequantize and ds.dtype == np.int8 else ds.dtype
+                        out[name] = np.empty((rows, *ds.shape[1:]), kind)
                     try:
                         _read_field(f, ds, name, out[name][start : start + clips])
                     except (OSError, KeyError, ValueError, TypeError) as exc:

@@ -11,7 +11,7 @@ import xxhash
 
 from paxion.atomic import atomic_path, temporary_name
 from paxion.cache.manifest import file_record
-from paxion.cache.quant import quantize_int8
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, quantize_int8
 from paxion.errors import CacheError, PaxionError
 
 TOKEN_FIELDS = ("tokens", "tokens_rev")
@@ -21,8 +21,8 @@ STRING = h5py.string_dtype("utf-8")
 
 def _encode_tokens(name: str, x: np.ndarray, token_dtype: str) -> dict[str, np.ndarray]:
     if token_dtype == "int8":
-        q, scale = quantize_int8(x)
-        return {name: q, f"{name}_scale": scale}
+        q, scale, channel = quantize_int8(x)
+        return {name: q, name + SCALE: scale, name + CHANNEL_SCALE: channel}
     return {name: x.astype(np.float16)}
 
 
@@ -67,7 +67,8 @@ class ShardWriter:
     path: the final shard path; the data goes to a temporary name unique to this host and process
         (`paxion.atomic.temporary_name`) until `finish()`.
     capacity: the most clips the shard will hold (its planned size; failed clips make it smaller).
-    token_dtype: "fp16" or "int8" (per-token symmetric scale) for `tokens` and `tokens_rev`.
+    token_dtype: "fp16" or "int8" (`paxion.cache.quant`: per-token and per-channel scales) for `tokens` and
+        `tokens_rev`.
     """
 
     def __init__(self, path: str | Path, *, capacity: int, token_dtype: str = "fp16") -> None:
