@@ -183,3 +183,34 @@ def test_parse_bytes():
     for bad in ("lots", "2XB", "-1GB"):
         with pytest.raises(PaxionError):
             parse_bytes(bad)
+
+
+def same_shard_share(batches, shard_size):
+    """The share of pairs of clips in one batch that come from the same shard (clip i is in shard i // size)."""
+    same = pairs = 0
+    for ids in batches:
+        shard = np.array(ids) // shard_size
+        same += int((shard[:, None] == shard[None, :]).sum() - len(shard)) // 2
+        pairs += len(shard) * (len(shard) - 1) // 2
+    return same / pairs
+
+
+def test_batches_mix_clips_of_one_video_like_a_uniform_shuffle():
+    """Each shard holds the clips of one video: resident batches pair a video with itself as often as a uniform
+    shuffle of the split does, streaming ones as often as a uniform shuffle of 8 shards does."""
+    sizes = [8] * 32
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 4 * 4
+    uniform = 7 / 255  # P(two clips of 256 share one of the 8-clip shards) = 8 * 7 / (256 * 255) * 32
+    pool_of_8 = 7 / 63
+    shares = {}
+    for name, budget in (("resident", "1GB"), ("streaming", 2 * 8 * 8 * per_clip), ("two shards", 0)):
+        loader = CacheLoader(ShardCache(sizes), batch_size=16, memory_budget=budget, seed=11)
+        assert loader.pool_shards == {"resident": 32, "streaming": 8, "two shards": 2}[name]
+        batches = []
+        for epoch in range(4):
+            loader.set_epoch(epoch)
+            batches += epoch_ids(loader)
+        shares[name] = same_shard_share(batches, 8)
+    assert abs(shares["resident"] - uniform) < 0.015
+    assert abs(shares["streaming"] - pool_of_8) < 0.03
+    assert shares["two shards"] > 0.4  # what pools of two consecutive shards gave: 7 / 15 for the full pools
