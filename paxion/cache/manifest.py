@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import xxhash
 
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
@@ -17,7 +20,6 @@ MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
 CONFIG_FILE = "config.json"
-HASH_BLOCK = 1 << 22  # bytes hashed per read
 
 
 def shard_file(split: str, k: int) -> str:
@@ -32,11 +34,8 @@ def part_file(split: str, k: int) -> str:
 
 def file_hash(path: str | Path) -> str:
     """The XXH3-128 digest of a file's bytes, as 32 hex digits (https://xxhash.com)."""
-    digest = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, xxhash.xxh3_128).hexdigest()
 
 
 def file_record(path: str | Path, **extra: Any) -> dict:
@@ -55,6 +54,26 @@ def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
     if hashed and file_hash(path) != record["xxh3_128"]:
         return f"{path}: xxh3_128 differs from the manifest (the file changed or is corrupt)"
     return None
+
+
+def read_texts(root: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
+    """The text table's strings and embeddings [n, d] float32; CacheError unless its hash, count, shape and
+    finite values agree with the manifest."""
+    texts, path = manifest["texts"], root / manifest["texts"]["file"]
+    problem = check_file(path, texts, hashed=True)  # small, and every consumer reads all of it
+    if problem:
+        raise CacheError(problem)
+    try:
+        with h5py.File(path, "r") as f:
+            strings, emb = list(f["text"].asstr()[()]), f["emb"][()]
+    except (OSError, KeyError) as exc:
+        raise CacheError(f"{path}: unreadable text table ({exc})") from None
+    expected = (texts["count"], manifest["backbone"]["embed_dim"])
+    if len(strings) != texts["count"] or emb.shape != expected:
+        raise CacheError(f"{path}: {len(strings)} texts / emb {emb.shape}, the manifest says {expected}")
+    if not np.isfinite(emb).all():
+        raise CacheError(f"{path}: non-finite text embeddings")
+    return strings, emb
 
 
 def read_json(path: str | Path) -> Any:
@@ -98,7 +117,6 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx")
-REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -136,21 +154,8 @@ def summarize(manifest: dict) -> dict:
     splits = {}
     for name, info in manifest["splits"].items():
         size = sum(s["bytes"] for s in info["shards"])
-        splits[name] = {
-            "clips": info["clips"],
-            "shards": len(info["shards"]),
-            "bytes": size,
-            "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0,
-        }
-    reasons: dict[str, int] = {}
-    for f in manifest["failed"]:
-        reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
-    return {
-        "backbone": manifest["backbone"],
-        "frames": manifest["frames"],
-        "token_dtype": manifest["token_dtype"],
-        "texts": manifest["texts"]["count"],
-        "splits": splits,
-        "failed": len(manifest["failed"]),
-        "failed_reasons": reasons,
-    }
+        splits[name] = {"clips": info["clips"], "shards": len(info["shards"]), "bytes": size,
+                        "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0}
+    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype")},
+            "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
+            "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}

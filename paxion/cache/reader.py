@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest
-from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
+from paxion.cache import quant
+from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest, read_texts
+from paxion.cache.quant import CHANNEL_SCALE, SCALE
 from paxion.errors import CacheError
 
 DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
@@ -25,25 +26,11 @@ def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> None:
-    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`."""
-    if out.dtype == object:
-        out[:] = [s.decode() for s in _read_all(ds).tolist()]
-    elif ds.dtype != out.dtype:  # int8 tokens to float16, a block of clips at a time
-        q, scale, channel = (torch.from_numpy(_read_all(h5d.open(f.id, (name + s).encode())))
-                             for s in ("", SCALE, CHANNEL_SCALE))
-        for i in range(0, len(out), DEQUANTIZE_CLIPS):
-            block = slice(i, i + DEQUANTIZE_CLIPS)
-            out[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
-    else:
-        _read_all(ds, out)
-
-
-def _open(path: Path) -> h5py.File:
+def _open_field(f: h5py.File, name: str) -> h5d.DatasetID:
     try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+        return h5d.open(f.id, name.encode())
+    except KeyError:
+        raise CacheError(f"{f.filename}: no field {name!r}") from None
 
 
 class Cache:
@@ -56,26 +43,19 @@ class Cache:
         (default False: sizes and layout only).
     Raises CacheError for a missing manifest, another schema version (an older one: re-extract), another
     backbone, a shard file that is missing or not the size the manifest records, or a text table that differs
-    from its hash; reads raise it for a missing field, a dataset whose clip count, dtype or shape differs from
-    what the manifest implies, or (with verify) a shard whose bytes differ from its hash.
+    from its hash or the manifest; reads raise it for a missing field, a dataset whose clip count, dtype or shape
+    differs from what the manifest implies, or (with verify) a shard whose bytes differ from its hash.
     """
 
     def __init__(self, root: str | Path, *, backbone: object | None = None, verify: bool = False) -> None:
-        self.root = Path(root)
-        self.verify = verify
+        self.root, self.verify = Path(root), verify
         self.manifest = read_manifest(self.root)
         if backbone is not None:
             check_backbone(self.manifest, backbone, root=self.root)
-        texts = self.manifest["texts"]
         for record in [s for split in self.manifest["splits"].values() for s in split["shards"]]:
             self._check(record, hashed=False)
-        self._check(texts, hashed=True)  # small, and every consumer reads all of it
+        self.texts, self.text_emb = read_texts(self.root, self.manifest)
         self._opened: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
-        with _open(self.root / texts["file"]) as f:
-            self.texts: list[str] = list(f["text"].asstr()[()])
-            self.text_emb: np.ndarray = f["emb"][()]
-        if len(self.texts) != texts["count"]:
-            raise CacheError(f"{self.root / texts['file']}: {len(self.texts)} texts, the manifest says {texts['count']}")
 
     def _check(self, record: dict, *, hashed: bool) -> None:
         problem = check_file(self.root / record["file"], record, hashed=hashed)
@@ -84,14 +64,17 @@ class Cache:
 
     def _open_shard(self, record: dict) -> h5py.File:
         """Open a shard; on its first open check its layout against the manifest (and with verify its hash)."""
-        first = record["file"] not in self._opened
+        path, first = self.root / record["file"], record["file"] not in self._opened
         if first and self.verify:
             self._check(record, hashed=True)
-        f = _open(self.root / record["file"])
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
         problems = layout_problems(f, self.manifest, record["clips"], list(f)) if first else []
         if problems:
             f.close()
-            raise CacheError(f"{self.root / record['file']}: {problems[0]}")
+            raise CacheError(f"{path}: {problems[0]}")
         self._opened.add(record["file"])
         return f
 
@@ -138,26 +121,30 @@ class Cache:
               dequantize: bool) -> dict[str, np.ndarray]:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
-        rows = sum(record["clips"] for record in records)
         out: dict[str, np.ndarray] = {}
         start = 0
         for record in records:
-            path, clips = self.root / record["file"], record["clips"]
+            path, rows = self.root / record["file"], slice(start, start + record["clips"])
             with self._open_shard(record) as f:
                 names = list(f) if fields is None else [*fields, *(n + s for n in fields for s in (SCALE, CHANNEL_SCALE))]
-                for name in names:
-                    if name.endswith(SCALE) and (dequantize or name not in f):
-                        continue
-                    try:
-                        ds = h5d.open(f.id, name.encode())
-                    except KeyError:
-                        raise CacheError(f"{path}: no field {name!r}") from None
+                for name in [n for n in names if not (n.endswith(SCALE) and (dequantize or n not in f))]:
+                    ds = _open_field(f, name)
                     if name not in out:
                         kind = object if ds.dtype.kind == "S" else np.float16 if dequantize and ds.dtype == np.int8 else ds.dtype
-                        out[name] = np.empty((rows, *ds.shape[1:]), kind)
+                        out[name] = np.empty((sum(r["clips"] for r in records), *ds.shape[1:]), kind)
                     try:
-                        _read_field(f, ds, name, out[name][start : start + clips])
+                        if ds.dtype.kind == "S":
+                            out[name][rows] = [s.decode() for s in _read_all(ds).tolist()]
+                        elif ds.dtype == out[name].dtype:
+                            _read_all(ds, out[name][rows])
+                        else:  # int8 tokens to float16 on the CPU, a block of clips at a time
+                            q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s)))
+                                                 for s in ("", SCALE, CHANNEL_SCALE))
+                            for i in range(0, len(q), DEQUANTIZE_CLIPS):
+                                block = slice(i, i + DEQUANTIZE_CLIPS)
+                                values = quant.dequantize(q[block], scale[block], channel[block], torch.float16)
+                                out[name][rows][block] = values.numpy()
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{path}: corrupt shard ({exc})") from None
-            start += clips
+            start += record["clips"]
         return out

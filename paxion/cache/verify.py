@@ -13,11 +13,11 @@ from paxion.atomic import TMP_MARK
 from paxion.cache.manifest import (
     INDEX_FIELDS,
     PARTS_DIR,
-    REQUIRED_FIELDS,
     check_file,
     field_specs,
     layout_problems,
     read_manifest,
+    read_texts,
 )
 from paxion.errors import CacheError
 
@@ -40,25 +40,12 @@ def _shard_problems(path: Path, manifest: dict, record: dict) -> list[str]:
         return [problem]
     try:
         with h5py.File(path, "r") as f:
-            names = sorted({*REQUIRED_FIELDS, *field_specs(manifest), *f})
+            names = sorted({*field_specs(manifest), *f})
             problems = layout_problems(f, manifest, record["clips"], names)
             problems = problems or _value_problems(f, manifest["texts"]["count"])
     except (OSError, KeyError, ValueError) as exc:
         problems = [f"unreadable ({exc})"]
     return [f"{path}: {p}" for p in problems]
-
-
-def _texts_problems(root: Path, manifest: dict) -> list[str]:
-    texts, path = manifest["texts"], root / manifest["texts"]["file"]
-    problem = check_file(path, texts, hashed=True)
-    if problem:
-        return [problem]
-    with h5py.File(path, "r") as f:
-        emb = f["emb"][()]
-        expected = (texts["count"], manifest["backbone"]["embed_dim"])
-        if len(f["text"]) != texts["count"] or emb.shape != expected:
-            return [f"{path}: {len(f['text'])} texts / emb {emb.shape}, the manifest says {expected}"]
-    return [] if np.isfinite(emb).all() else [f"{path}: non-finite text embeddings"]
 
 
 def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | None = None) -> list[str]:
@@ -70,7 +57,10 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
         return [str(exc)]
     problems = [f"{path}: leftover temporary file of an interrupted write (delete it)"
                 for folder in (root, root / PARTS_DIR) for path in sorted(folder.glob(f"*{TMP_MARK}*"))]
-    problems += _texts_problems(root, manifest)
+    try:
+        read_texts(root, manifest)
+    except CacheError as exc:
+        problems.append(str(exc))
     for split, info in manifest["splits"].items():
         if sum(s["clips"] for s in info["shards"]) != info["clips"]:
             problems.append(f"split {split!r}: shard clip counts do not add up to {info['clips']}")
