@@ -284,7 +284,7 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = cuda when available, else cpu; cuda runs the backbone under fp16 autocast.")
 @click.option("--dtype", "token_dtype", type=click.Choice(["fp16", "int8"]), default="fp16", show_default=True,
-              help="Token storage; int8 (per-token scale) takes about half the bytes of fp16.")
+              help="Token storage; int8 (per-token and per-channel scales) takes about half the bytes of fp16.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=512, show_default=True, help="Clips per shard file.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Processes sharing the work; this one does shards g with g % K == --shard-index  "

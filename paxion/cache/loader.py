@@ -14,8 +14,7 @@ import torch
 from paxion.cache.quant import as_float32
 from paxion.errors import CacheError, PaxionError
 
-TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")
-TEMPORAL_FIELDS = ("tokens_rev", "pooled_rev")
+TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")  # + reversed for temporal
 DEFAULT_MEMORY_BUDGET = 2 * 1000**3  # bytes; a split under this stays resident on the device
 MAX_POOL_SHARDS = 8  # shards shuffled together when streaming; fewer when two pools overrun the memory budget
 
@@ -29,11 +28,6 @@ def parse_bytes(text: str | int) -> int:
     if match is None or match.group(2).lower() not in _UNITS:
         raise PaxionError(f"not a size: {text!r} (use e.g. 2GB, 512MiB or a number of bytes)")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def default_fields(temporal: bool) -> tuple[str, ...]:
-    """The per-clip fields training needs; temporal backbones add the stored reversed clip."""
-    return TRAIN_FIELDS + (TEMPORAL_FIELDS if temporal else ())
 
 
 def _field_bytes(manifest: dict, field: str) -> int:
@@ -51,11 +45,8 @@ def _field_bytes(manifest: dict, field: str) -> int:
 
 @dataclass(frozen=True)
 class Pool:
-    """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`.
-
-    Rows of the pool buffer are the carried rows first, then each shard's clips in order; `batches`
-    and `carry` are positions in that buffer.
-    """
+    """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`. Rows of the
+    pool buffer are the carried rows first, then each shard's clips in order; `batches` and `carry` index it."""
 
     shards: tuple[int, ...]
     batches: tuple[np.ndarray, ...]
@@ -77,20 +68,12 @@ def plan_epoch(shard_sizes: Sequence[int], *, batch_size: int, seed: int, epoch:
         shards = tuple(int(k) for k in order[start:start + pool_shards])
         rows = carried + sum(shard_sizes[k] for k in shards)
         perm = rng.permutation(rows) if shuffle else np.arange(rows)
-        full = rows // batch_size * batch_size
         last = start + pool_shards >= len(order)
-        if last and not drop_last and full < rows:
-            full = rows  # the epoch's final, smaller batch
-        batches = tuple(perm[i:i + batch_size] for i in range(0, full, batch_size))
-        carry = perm[full:] if not last else np.empty(0, dtype=np.int64)
-        pools.append(Pool(shards, batches, carry))
-        carried = len(carry)
+        full = rows if last and not drop_last else rows // batch_size * batch_size  # last: a smaller final batch
+        pools.append(Pool(shards, tuple(perm[i:i + batch_size] for i in range(0, full, batch_size)),
+                          perm[full:] if not last else np.empty(0, dtype=np.int64)))
+        carried = len(pools[-1].carry)
     return pools
-
-
-def _rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """This rank's contiguous part of a global batch (parts concatenated in rank order give it back)."""
-    return np.array_split(batch, world_size)[rank]
 
 
 class CacheLoader:
@@ -117,7 +100,8 @@ class CacheLoader:
         self.batch_size, self.seed, self.shuffle, self.drop_last = batch_size, seed, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
-        self.fields = tuple(fields) if fields is not None else default_fields(cache.temporal)
+        temporal = ("tokens_rev", "pooled_rev") if cache.temporal else ()
+        self.fields = tuple(fields) if fields is not None else TRAIN_FIELDS + temporal
         self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
         self.num_clips = sum(self.shard_sizes)
         clip_bytes = sum(_field_bytes(cache.manifest, f) for f in self.fields)
@@ -161,7 +145,8 @@ class CacheLoader:
         return {name: torch.cat([s[name].to(self.device, non_blocking=True) for s in shards]) for name in shards[0]}
 
     def _slice(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
-        index = torch.from_numpy(_rank_slice(rows, self.rank, self.world_size)).to(self.device)
+        # this rank's contiguous part of the global batch (the parts in rank order give it back)
+        index = torch.from_numpy(np.array_split(rows, self.world_size)[self.rank]).to(self.device)
         return as_float32({name: t.index_select(0, index) for name, t in data.items()})
 
     def _iter_resident(self) -> Iterator[dict[str, torch.Tensor]]:

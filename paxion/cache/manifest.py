@@ -131,22 +131,45 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
 
 
-def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) -> list[str]:
-    """What is wrong with datasets `names` of an open shard holding `clips` clips: missing, another clip count,
-    or another dtype or per-clip shape than `field_specs` (fields it does not name: the clip count only)."""
-    specs, problems = field_specs(manifest), []
-    for name in names:
-        kind, shape = specs.get(name, (None, None))
-        ds = f.get(name)
-        if ds is None:
-            problems.append(f"no field {name!r}")
-        elif ds.shape[:1] != (clips,):
-            problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
-        elif shape is not None and ds.shape[1:] != shape:
-            problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
-        elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
-            problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
+def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
+    """Non-finite floats (int8 tokens: their scales) and text indices outside [-1, n_texts) in an open shard."""
+    problems = []
+    for name in f:
+        values = f[name][()]
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
+        if (name in INDEX_FIELDS or name == "mc_idx") and ((values < -1) | (values >= n_texts)).any():
+            problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
     return problems
+
+
+def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, complete: bool = False) -> list[str]:
+    """What is wrong with a shard file: missing, another size, (when `hashed`) another XXH3-128, then datasets
+    with another clip count, or another dtype or per-clip shape than `field_specs` (fields it does not name: the
+    clip count only); when `complete` also the fields the manifest implies that it lacks, non-finite floats and
+    text indices outside the table. Each problem is one line starting with the path."""
+    problem = check_file(path, record, hashed=hashed)
+    if problem:
+        return [problem]
+    specs, clips, problems = field_specs(manifest), record["clips"], []
+    try:
+        with h5py.File(path, "r") as f:
+            for name in sorted({*specs, *f}) if complete else list(f):
+                kind, shape = specs.get(name, (None, None))
+                ds = f.get(name)
+                if ds is None:
+                    problems.append(f"no field {name!r}")
+                elif ds.shape[:1] != (clips,):
+                    problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
+                elif shape is not None and ds.shape[1:] != shape:
+                    problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
+                elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
+                    problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
+            if complete and not problems:
+                problems = _value_problems(f, manifest["texts"]["count"])
+    except (OSError, KeyError, ValueError) as exc:
+        problems = [f"unreadable ({exc})"]
+    return [f"{path}: {p}" for p in problems]
 
 
 def summarize(manifest: dict) -> dict:

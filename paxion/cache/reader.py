@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache import quant
-from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest, read_texts
-from paxion.cache.quant import CHANNEL_SCALE, SCALE
+from paxion.cache.manifest import check_backbone, check_file, read_manifest, read_texts, shard_problems
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
 
 DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
@@ -31,6 +30,20 @@ def _open_field(f: h5py.File, name: str) -> h5d.DatasetID:
         return h5d.open(f.id, name.encode())
     except KeyError:
         raise CacheError(f"{f.filename}: no field {name!r}") from None
+
+
+def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> None:
+    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`:
+    strings decoded, int8 tokens dequantised to float16 when `out` is float16, anything else as stored."""
+    if out.dtype == object:
+        out[:] = [s.decode() for s in _read_all(ds).tolist()]
+    elif ds.dtype == out.dtype:
+        _read_all(ds, out)
+    else:  # on the CPU, a block of clips at a time
+        q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s))) for s in ("", SCALE, CHANNEL_SCALE))
+        for i in range(0, len(q), DEQUANTIZE_CLIPS):
+            block = slice(i, i + DEQUANTIZE_CLIPS)
+            out[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
 
 
 class Cache:
@@ -53,30 +66,24 @@ class Cache:
         if backbone is not None:
             check_backbone(self.manifest, backbone, root=self.root)
         for record in [s for split in self.manifest["splits"].values() for s in split["shards"]]:
-            self._check(record, hashed=False)
+            problem = check_file(self.root / record["file"], record, hashed=False)
+            if problem:
+                raise CacheError(problem)
         self.texts, self.text_emb = read_texts(self.root, self.manifest)
         self._opened: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
 
-    def _check(self, record: dict, *, hashed: bool) -> None:
-        problem = check_file(self.root / record["file"], record, hashed=hashed)
-        if problem:
-            raise CacheError(problem)
-
     def _open_shard(self, record: dict) -> h5py.File:
         """Open a shard; on its first open check its layout against the manifest (and with verify its hash)."""
-        path, first = self.root / record["file"], record["file"] not in self._opened
-        if first and self.verify:
-            self._check(record, hashed=True)
+        path = self.root / record["file"]
+        if record["file"] not in self._opened:
+            problems = shard_problems(path, self.manifest, record, hashed=self.verify)
+            if problems:
+                raise CacheError(problems[0])
+            self._opened.add(record["file"])
         try:
-            f = h5py.File(path, "r")
+            return h5py.File(path, "r")
         except OSError as exc:
             raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
-        problems = layout_problems(f, self.manifest, record["clips"], list(f)) if first else []
-        if problems:
-            f.close()
-            raise CacheError(f"{path}: {problems[0]}")
-        self._opened.add(record["file"])
-        return f
 
     @property
     def temporal(self) -> bool:
@@ -121,30 +128,20 @@ class Cache:
               dequantize: bool) -> dict[str, np.ndarray]:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
-        out: dict[str, np.ndarray] = {}
-        start = 0
+        rows_total, out, start = sum(record["clips"] for record in records), {}, 0
         for record in records:
-            path, rows = self.root / record["file"], slice(start, start + record["clips"])
             with self._open_shard(record) as f:
-                names = list(f) if fields is None else [*fields, *(n + s for n in fields for s in (SCALE, CHANNEL_SCALE))]
-                for name in [n for n in names if not (n.endswith(SCALE) and (dequantize or n not in f))]:
+                names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
+                for name in names:  # grows by the scales of int8 fields read as stored
                     ds = _open_field(f, name)
+                    if fields is not None and not dequantize and ds.dtype == np.int8:
+                        names += [name + SCALE, name + CHANNEL_SCALE]
                     if name not in out:
-                        kind = object if ds.dtype.kind == "S" else np.float16 if dequantize and ds.dtype == np.int8 else ds.dtype
-                        out[name] = np.empty((sum(r["clips"] for r in records), *ds.shape[1:]), kind)
+                        kind = np.float16 if dequantize and ds.dtype == np.int8 else ds.dtype
+                        out[name] = np.empty((rows_total, *ds.shape[1:]), object if ds.dtype.kind == "S" else kind)
                     try:
-                        if ds.dtype.kind == "S":
-                            out[name][rows] = [s.decode() for s in _read_all(ds).tolist()]
-                        elif ds.dtype == out[name].dtype:
-                            _read_all(ds, out[name][rows])
-                        else:  # int8 tokens to float16 on the CPU, a block of clips at a time
-                            q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s)))
-                                                 for s in ("", SCALE, CHANNEL_SCALE))
-                            for i in range(0, len(q), DEQUANTIZE_CLIPS):
-                                block = slice(i, i + DEQUANTIZE_CLIPS)
-                                values = quant.dequantize(q[block], scale[block], channel[block], torch.float16)
-                                out[name][rows][block] = values.numpy()
+                        _read_field(f, ds, name, out[name][start : start + record["clips"]])
                     except (OSError, KeyError, ValueError, TypeError) as exc:
-                        raise CacheError(f"{path}: corrupt shard ({exc})") from None
+                        raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
             start += record["clips"]
         return out
