@@ -32,12 +32,12 @@ def _open_field(f: h5py.File, name: str) -> h5d.DatasetID:
         raise CacheError(f"{f.filename}: no field {name!r}") from None
 
 
-def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> None:
-    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`:
-    strings decoded, int8 tokens dequantised to float16 when `out` is float16, anything else as stored."""
+def _read_field(f: h5py.File, ds: h5d.DatasetID, stored: np.dtype, name: str, out: np.ndarray) -> None:
+    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`, stored as `stored`) of
+    the open shard `f`: strings decoded, int8 tokens dequantised to float16 when `out` is float16, else as stored."""
     if out.dtype == object:
         out[:] = [s.decode() for s in _read_all(ds).tolist()]
-    elif ds.dtype == out.dtype:
+    elif stored == out.dtype:
         _read_all(ds, out)
     else:  # on the CPU, a block of clips at a time
         q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s))) for s in ("", SCALE, CHANNEL_SCALE))
@@ -134,13 +134,14 @@ class Cache:
                 names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
                 for name in names:  # grows by the scales of int8 fields read as stored
                     ds = _open_field(f, name)
-                    if fields is not None and not dequantize and ds.dtype == np.int8:
+                    stored = ds.dtype
+                    if fields is not None and not dequantize and stored == np.int8:
                         names += [name + SCALE, name + CHANNEL_SCALE]
                     if name not in out:
-                        kind = np.float16 if dequantize and ds.dtype == np.int8 else ds.dtype
-                        out[name] = np.empty((rows_total, *ds.shape[1:]), object if ds.dtype.kind == "S" else kind)
+                        kind = np.float16 if dequantize and stored == np.int8 else stored
+                        out[name] = np.empty((rows_total, *ds.shape[1:]), object if stored.kind == "S" else kind)
                     try:
-                        _read_field(f, ds, name, out[name][start : start + record["clips"]])
+                        _read_field(f, ds, stored, name, out[name][start : start + record["clips"]])
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
             start += record["clips"]
