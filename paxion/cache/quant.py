@@ -37,7 +37,7 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, channel_scale: torch.Tensor
     """int8 tokens [B, ..., D] with their scales [B, ...] and [B, D] back to floats of `dtype`, on q's device:
     q * scale * channel_scale computed in float32, then cast."""
     step = scale.float().unsqueeze(-1) * _per_clip(channel_scale.float(), q.ndim)
-    return (q.float() * step).to(dtype)
+    return (q * step).to(dtype)  # int8 * float32 promotes to float32 without a float copy of q
 
 
 def as_float32(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
