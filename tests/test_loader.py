@@ -20,7 +20,7 @@ class ShardCache:
         self.splits = {"train": {"clips": sum(sizes)}}
         self.manifest = {
             "frames": FRAMES, "token_dtype": "fp16",
-            "backbone": {"tokens_per_frame": TOKENS, "token_dim": WIDTH, "embed_dim": DIM},
+            "backbone": {"tokens_per_frame": TOKENS, "token_dim": WIDTH, "embed_dim": DIM, "temporal": temporal},
             "splits": {"train": {"clips": sum(sizes), "shards": [{"clips": n} for n in sizes]}},
         }
         self.reads = []
@@ -168,12 +168,15 @@ def test_batches_are_float32_and_the_split_stays_float16(budget):
         assert loader._data["tokens"].dtype == torch.float16
 
 
-def test_memory_budget_counts_float16_tokens():
+def test_memory_budget_counts_tokens_as_stored():
     cache = ShardCache([4, 4])
-    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 4 * 4  # tokens, pooled; 4 bytes for each other field
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 3 * 4 + 1  # tokens, pooled, 3 indices (int32), salient
     assert CacheLoader(cache, batch_size=2).nbytes == 8 * per_clip
     assert CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip).resident
     assert not CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip - 1).resident
+    cache.manifest["token_dtype"] = "int8"  # one byte a value, a float16 scale per token and per channel
+    int8_clip = per_clip - FRAMES * TOKENS * WIDTH + 2 * FRAMES * TOKENS + 2 * WIDTH
+    assert CacheLoader(cache, batch_size=2).nbytes == 8 * int8_clip
 
 
 def test_parse_bytes():
@@ -199,7 +202,7 @@ def test_batches_mix_clips_of_one_video_like_a_uniform_shuffle():
     """Each shard holds the clips of one video: resident batches pair a video with itself as often as a uniform
     shuffle of the split does, streaming ones as often as a uniform shuffle of 8 shards does."""
     sizes = [8] * 32
-    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 4 * 4
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 3 * 4 + 1
     uniform = 7 / 255  # P(two clips of 256 share one of the 8-clip shards) = 8 * 7 / (256 * 255) * 32
     pool_of_8 = 7 / 63
     shares = {}

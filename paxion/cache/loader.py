@@ -3,6 +3,7 @@ on a background thread and shuffled together."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from paxion.cache.quant import as_float32
+from paxion.cache.manifest import field_specs
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, as_float32
 from paxion.errors import CacheError, PaxionError
 
 TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")  # + reversed for temporal
@@ -30,17 +32,16 @@ def parse_bytes(text: str | int) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def _field_bytes(manifest: dict, field: str) -> int:
-    """About how many bytes one clip's field takes on the device: tokens as stored (float16, or int8 plus a
-    float16 scale per token and per channel), float32 embeddings, 4 bytes for the rest."""
-    bb, t = manifest["backbone"], manifest["frames"]
-    tokens, width = t * bb["tokens_per_frame"], bb["token_dim"]
-    per_clip = {
-        "tokens": tokens * width + 2 * (tokens + width) if manifest["token_dtype"] == "int8" else tokens * width * 2,
-        "pooled": bb["embed_dim"] * 4,
-        "frames": t * bb["embed_dim"] * 4,
-    }
-    return per_clip.get(field.removesuffix("_rev"), 4)
+def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
+    """The bytes one clip's `fields` take on the device as stored (`field_specs`; an int8 field with its scales,
+    4 for a field of any dtype or one the manifest does not name)."""
+    specs = field_specs(manifest)
+
+    def size(name: str) -> int:
+        kind, shape = specs.get(name, (None, ()))
+        return math.prod(shape) * (int(kind[1:]) if kind and kind != "S" else 4)
+
+    return sum(size(n) + (size(n + SCALE) + size(n + CHANNEL_SCALE) if n + SCALE in specs else 0) for n in fields)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class CacheLoader:
         self.fields = tuple(fields) if fields is not None else TRAIN_FIELDS + temporal
         self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
         self.num_clips = sum(self.shard_sizes)
-        clip_bytes = sum(_field_bytes(cache.manifest, f) for f in self.fields)
+        clip_bytes = _clip_bytes(cache.manifest, self.fields)
         self.nbytes, budget = self.num_clips * clip_bytes, parse_bytes(memory_budget)
         self.resident = self.nbytes <= budget
         if pool_shards is None:
