@@ -2,9 +2,12 @@
 
 Writes a random cache shaped like the built-in world's (8 frames x 37 tokens x 96 wide, joint dim 64) to a
 temporary directory, trains KP-Perceiver [VTC+DVDM] from it and prints steps/s and the ratio to feeding
-the same batches from tensors already on the device (goal >= 0.9).
+the same batches from tensors already on the device (goal >= 0.9). With --dtype int8 the loaders keep int8
+tokens and their scales on the device and dequantise each batch there; the in-memory feed is those batches,
+already dequantised. Streaming (memory budget 0) shuffles pools of MAX_POOL_SHARDS shards.
 
-    python benchmarks/bench_train_loader.py [--clips 1024] [--shard-size 128] [--device auto] [--rounds 3] [--tiny]
+    python benchmarks/bench_train_loader.py [--clips 1024] [--shard-size 128] [--device auto] [--rounds 3]
+        [--dtype fp16|int8] [--tiny]
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 from _tiny import parse_args
 
-from paxion.cache.loader import CacheLoader
+from paxion.cache.loader import MAX_POOL_SHARDS, CacheLoader
 from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.writer import ShardWriter, write_texts
@@ -30,14 +33,14 @@ from paxion.trainer.train import train_step
 FRAMES, TOKENS, WIDTH, DIM, TEXTS = 8, 37, 96, 64, 400
 
 
-def write_random_cache(root: Path, *, clips: int, shard_size: int) -> None:
+def write_random_cache(root: Path, *, clips: int, shard_size: int, token_dtype: str = "fp16") -> None:
     """A cache of random features with the built-in world's shapes."""
     rng = np.random.default_rng(0)
     texts = write_texts(root / "texts.h5", [f"text {i}" for i in range(TEXTS)], rng.normal(size=(TEXTS, DIM)))
     shards = []
     for k, start in enumerate(range(0, clips, shard_size)):
         n = min(shard_size, clips - start)
-        writer = ShardWriter(root / shard_file("train", k), capacity=n)
+        writer = ShardWriter(root / shard_file("train", k), capacity=n, token_dtype=token_dtype)
         writer.append({
             "id": np.array([str(start + i) for i in range(n)], dtype=object),
             "tokens": rng.normal(size=(n, FRAMES, TOKENS, WIDTH)).astype(np.float32),
@@ -51,7 +54,7 @@ def write_random_cache(root: Path, *, clips: int, shard_size: int) -> None:
     backbone = {"name": "random", "config_hash": "random", "temporal": False, "embed_dim": DIM, "token_dim": WIDTH,
                 "tokens_per_frame": TOKENS, "num_params": 0}
     write_json(root / "manifest.json", {
-        "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": "fp16",
+        "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": token_dtype,
         "bench": {"builtin_world": False}, "texts": texts, "splits": {"train": {"clips": clips, "shards": shards}},
         "failed": []})
 
@@ -74,18 +77,19 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=["fp16", "int8"], default="fp16", help="token storage of the cache")
     parser.add_argument("--rounds", type=int, default=3, help="passes per feed; the best one counts")
     args = parse_args(parser, {"clips": 8, "shard_size": 4, "batch_size": 4, "rounds": 1})
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        write_random_cache(Path(tmp), clips=args.clips, shard_size=args.shard_size)
+        write_random_cache(Path(tmp), clips=args.clips, shard_size=args.shard_size, token_dtype=args.dtype)
         cache = Cache(tmp)
         model = build_model(TrainConfig.paper().to_dict(), backbone=cache.manifest["backbone"], frames=FRAMES).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
         feeds = {
             "resident": CacheLoader(cache, batch_size=args.batch_size, device=device, drop_last=True),
             "streaming": CacheLoader(cache, batch_size=args.batch_size, device=device, drop_last=True,
-                                     memory_budget=0),
+                                     memory_budget=0, pool_shards=MAX_POOL_SHARDS),
         }
         in_memory = list(feeds["resident"])
         text_emb = feeds["resident"].text_emb
@@ -95,8 +99,8 @@ def main() -> None:
             best["in-memory"] = max(best["in-memory"], steps_per_second(in_memory, model, text_emb, optimizer))
             for name, loader in feeds.items():
                 best[name] = max(best[name], steps_per_second(loader, model, text_emb, optimizer))
-    print(f"device {device}, {args.clips} clips in shards of {args.shard_size}, batch {args.batch_size}, "
-          f"{len(in_memory)} steps per pass, best of {args.rounds}")
+    print(f"device {device}, {args.dtype} tokens, {args.clips} clips in shards of {args.shard_size}, "
+          f"batch {args.batch_size}, {len(in_memory)} steps per pass, best of {args.rounds}")
     for name, rate in best.items():
         ratio = f"  ratio {rate / best['in-memory']:.3f}" if name != "in-memory" else ""
         print(f"{name:>10}: {rate:8.1f} steps/s{ratio}")

@@ -343,7 +343,7 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
                    "(0 = decode in the main process, where a decoder crash ends the run).")
 @device_option(help="auto = CUDA when available, else CPU; CUDA runs the backbone under fp16 autocast.")
 @click.option("--dtype", "token_dtype", type=click.Choice(["fp16", "int8"]), default="fp16", show_default=True,
-              help="Token storage: fp16, or int8 (one byte a value plus an fp16 scale per token).")
+              help="Token storage; int8 (per-token and per-channel scales) takes about half the bytes of fp16.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=512, show_default=True, help="Clips per shard file.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Processes sharing the work; this one does shards g with g % K == --shard-index  "

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from paxion.cache.loader import as_float32
+from paxion.cache.quant import as_float32
 from paxion.errors import CacheError, PaxionError
 from paxion.models.patched import PatchedModel, load_model
 
@@ -118,16 +118,16 @@ def iter_batches(
     cache, split: str, fields: tuple[str, ...] | list[str], *, batch_size: int = 256, device="cpu"
 ) -> Iterator[dict[str, Tensor]]:
     """Batches of `fields` of a split in cache order, as tensors on `device` (float fields as float32), one shard
-    read at a time."""
+    read at a time; int8 tokens travel as stored and are dequantised on `device`."""
     if batch_size < 1:
         raise PaxionError(f"batch size must be at least 1, got {batch_size}")
     check_split(cache, split)
     for k in range(cache.num_shards(split)):
-        shard = cache.read_shard(split, k, list(fields))
+        shard = cache.read_shard(split, k, list(fields), dequantize=False)
         n = len(shard[fields[0]])
         for start in range(0, n, batch_size):
             rows = slice(start, start + batch_size)
-            yield as_float32({f: torch.from_numpy(np.ascontiguousarray(shard[f][rows])).to(device) for f in fields})
+            yield as_float32({f: torch.from_numpy(np.ascontiguousarray(a[rows])).to(device) for f, a in shard.items()})
 
 
 def encode_split(

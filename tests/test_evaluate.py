@@ -57,7 +57,7 @@ class FakeCache:
     def num_shards(self, split):
         return len(self.shards)
 
-    def read_shard(self, split, k, fields=None):
+    def read_shard(self, split, k, fields=None, *, dequantize=True):
         return {f: self.data[f][self.shards[k]] for f in fields or self.data}
 
 

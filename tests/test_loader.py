@@ -19,8 +19,8 @@ class ShardCache:
         self.text_emb = np.ones((7, DIM), dtype=np.float32)
         self.splits = {"train": {"clips": sum(sizes)}}
         self.manifest = {
-            "frames": FRAMES,
-            "backbone": {"tokens_per_frame": TOKENS, "token_dim": WIDTH, "embed_dim": DIM},
+            "frames": FRAMES, "token_dtype": "fp16",
+            "backbone": {"tokens_per_frame": TOKENS, "token_dim": WIDTH, "embed_dim": DIM, "temporal": temporal},
             "splits": {"train": {"clips": sum(sizes), "shards": [{"clips": n} for n in sizes]}},
         }
         self.reads = []
@@ -45,7 +45,7 @@ class ShardCache:
     def num_shards(self, split):
         return len(self.shards)
 
-    def read_shard(self, split, k, fields=None):
+    def read_shard(self, split, k, fields=None, *, dequantize=True):
         self.reads.append(k)
         return {f: self.shards[k][f] for f in (fields or self.shards[k])}
 
@@ -98,7 +98,7 @@ def test_resident_equals_streaming_and_reads_each_shard_once():
     cache = ShardCache([9, 11, 5, 12])
     resident = CacheLoader(cache, batch_size=4, seed=7)
     # its own cache: the streaming loader's read-ahead thread may still be reading after the loop ends
-    streaming = CacheLoader(ShardCache([9, 11, 5, 12]), batch_size=4, seed=7, memory_budget="1B")
+    streaming = CacheLoader(ShardCache([9, 11, 5, 12]), batch_size=4, seed=7, memory_budget="1B", pool_shards=4)
     assert resident.resident and not streaming.resident
     for epoch in range(2):
         resident.set_epoch(epoch)
@@ -168,12 +168,15 @@ def test_batches_are_float32_and_the_split_stays_float16(budget):
         assert loader._data["tokens"].dtype == torch.float16
 
 
-def test_memory_budget_counts_float16_tokens():
+def test_memory_budget_counts_tokens_as_stored():
     cache = ShardCache([4, 4])
-    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 4 * 4  # tokens, pooled; 4 bytes for each other field
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 3 * 4 + 1  # tokens, pooled, 3 indices (int32), salient
     assert CacheLoader(cache, batch_size=2).nbytes == 8 * per_clip
     assert CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip).resident
     assert not CacheLoader(cache, batch_size=2, memory_budget=8 * per_clip - 1).resident
+    cache.manifest["token_dtype"] = "int8"  # one byte a value, a float16 scale per token and per channel
+    int8_clip = per_clip - FRAMES * TOKENS * WIDTH + 2 * FRAMES * TOKENS + 2 * WIDTH
+    assert CacheLoader(cache, batch_size=2).nbytes == 8 * int8_clip
 
 
 def test_parse_bytes():
@@ -183,3 +186,34 @@ def test_parse_bytes():
     for bad in ("lots", "2XB", "-1GB"):
         with pytest.raises(PaxionError):
             parse_bytes(bad)
+
+
+def same_shard_share(batches, shard_size):
+    """The share of pairs of clips in one batch that come from the same shard (clip i is in shard i // size)."""
+    same = pairs = 0
+    for ids in batches:
+        shard = np.array(ids) // shard_size
+        same += int((shard[:, None] == shard[None, :]).sum() - len(shard)) // 2
+        pairs += len(shard) * (len(shard) - 1) // 2
+    return same / pairs
+
+
+def test_batches_mix_clips_of_one_video_like_a_uniform_shuffle():
+    """Each shard holds the clips of one video: resident batches pair a video with itself as often as a uniform
+    shuffle of the split does, streaming ones as often as a uniform shuffle of 8 shards does."""
+    sizes = [8] * 32
+    per_clip = FRAMES * TOKENS * WIDTH * 2 + DIM * 4 + 3 * 4 + 1
+    uniform = 7 / 255  # P(two clips of 256 share one of the 8-clip shards) = 8 * 7 / (256 * 255) * 32
+    pool_of_8 = 7 / 63
+    shares = {}
+    for name, budget in (("resident", "1GB"), ("streaming", 2 * 8 * 8 * per_clip), ("two shards", 0)):
+        loader = CacheLoader(ShardCache(sizes), batch_size=16, memory_budget=budget, seed=11)
+        assert loader.pool_shards == {"resident": 32, "streaming": 8, "two shards": 2}[name]
+        batches = []
+        for epoch in range(4):
+            loader.set_epoch(epoch)
+            batches += epoch_ids(loader)
+        shares[name] = same_shard_share(batches, 8)
+    assert abs(shares["resident"] - uniform) < 0.015
+    assert abs(shares["streaming"] - pool_of_8) < 0.03
+    assert shares["two shards"] > 0.4  # what pools of two consecutive shards gave: 7 / 15 for the full pools

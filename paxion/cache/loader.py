@@ -1,7 +1,9 @@
-"""Batches from a feature cache to the device: shard pools, background prefetch, or a resident split."""
+"""Batches from a feature cache to the device: a resident split shuffled whole, or pools of shards streamed in
+on a background thread and shuffled together."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,11 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from paxion.cache.manifest import field_specs
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, as_float32
 from paxion.errors import CacheError, PaxionError
 
-TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")
-TEMPORAL_FIELDS = ("tokens_rev", "pooled_rev")
+TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")  # + reversed for temporal
 DEFAULT_MEMORY_BUDGET = 2 * 1000**3  # bytes; a split under this stays resident on the device
+MAX_POOL_SHARDS = 8  # shards shuffled together when streaming; fewer when two pools overrun the memory budget
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -28,29 +32,22 @@ def parse_bytes(text: str | int) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def default_fields(temporal: bool) -> tuple[str, ...]:
-    """The per-clip fields training needs; temporal backbones add the stored reversed clip."""
-    return TRAIN_FIELDS + (TEMPORAL_FIELDS if temporal else ())
+def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
+    """The bytes one clip's `fields` take on the device as stored (`field_specs`; an int8 field with its scales,
+    4 for a field of any dtype or one the manifest does not name)."""
+    specs = field_specs(manifest)
 
+    def size(name: str) -> int:
+        kind, shape = specs.get(name, (None, ()))
+        return math.prod(shape) * (int(kind[1:]) if kind and kind != "S" else 4)
 
-def _field_bytes(manifest: dict, field: str) -> int:
-    """About how many bytes one clip's field takes on the device (float16 tokens, float32 embeddings)."""
-    backbone = manifest["backbone"]
-    per_clip = {
-        "tokens": manifest["frames"] * backbone["tokens_per_frame"] * backbone["token_dim"] * 2,
-        "pooled": backbone["embed_dim"] * 4,
-        "frames": manifest["frames"] * backbone["embed_dim"] * 4,
-    }
-    return per_clip.get(field.removesuffix("_rev"), 4)
+    return sum(size(n) + (size(n + SCALE) + size(n + CHANNEL_SCALE) if n + SCALE in specs else 0) for n in fields)
 
 
 @dataclass(frozen=True)
 class Pool:
-    """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`.
-
-    Rows of the pool buffer are the carried rows first, then each shard's clips in order; `batches`
-    and `carry` are positions in that buffer.
-    """
+    """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`. Rows of the
+    pool buffer are the carried rows first, then each shard's clips in order; `batches` and `carry` index it."""
 
     shards: tuple[int, ...]
     batches: tuple[np.ndarray, ...]
@@ -59,8 +56,9 @@ class Pool:
 
 def plan_epoch(shard_sizes: Sequence[int], *, batch_size: int, seed: int, epoch: int, pool_shards: int = 2,
                shuffle: bool = True, drop_last: bool = False) -> list[Pool]:
-    """The batches of one epoch as a pure function of (shard sizes, seed, epoch): shard order shuffled,
-    each batch drawn from a pool of `pool_shards` shards plus the rows left over from the previous pool."""
+    """The batches of one epoch as a pure function of (shard sizes, seed, epoch): shard order shuffled, each
+    batch drawn from one permutation of a pool of `pool_shards` shards plus the rows left over from the previous
+    pool (`pool_shards` >= the number of shards: one permutation of the whole split)."""
     if batch_size < 1 or pool_shards < 1:
         raise PaxionError("batch size and pool size must be at least 1")
     rng = np.random.default_rng([seed, epoch])
@@ -71,40 +69,29 @@ def plan_epoch(shard_sizes: Sequence[int], *, batch_size: int, seed: int, epoch:
         shards = tuple(int(k) for k in order[start:start + pool_shards])
         rows = carried + sum(shard_sizes[k] for k in shards)
         perm = rng.permutation(rows) if shuffle else np.arange(rows)
-        full = rows // batch_size * batch_size
         last = start + pool_shards >= len(order)
-        if last and not drop_last and full < rows:
-            full = rows  # the epoch's final, smaller batch
-        batches = tuple(perm[i:i + batch_size] for i in range(0, full, batch_size))
-        carry = perm[full:] if not last else np.empty(0, dtype=np.int64)
-        pools.append(Pool(shards, batches, carry))
-        carried = len(carry)
+        full = rows if last and not drop_last else rows // batch_size * batch_size  # last: a smaller final batch
+        pools.append(Pool(shards, tuple(perm[i:i + batch_size] for i in range(0, full, batch_size)),
+                          perm[full:] if not last else np.empty(0, dtype=np.int64)))
+        carried = len(pools[-1].carry)
     return pools
-
-
-def as_float32(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The batch with its float fields (stored as float16 or float32) as float32; other fields unchanged."""
-    return {name: t.float() if t.is_floating_point() else t for name, t in batch.items()}
-
-
-def _rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """This rank's contiguous part of a global batch (parts concatenated in rank order give it back)."""
-    return np.array_split(batch, world_size)[rank]
 
 
 class CacheLoader:
     """Iterates a cache split as dicts of device tensors, the same batches for the same seed and epoch.
 
-    A split that fits `memory_budget` bytes (tokens counted as float16, as the reader returns them) is loaded
-    once and kept on the device; otherwise shards are read whole on a background thread (pinned when the device
-    is CUDA) and copied with non_blocking=True, `pool_shards` at a time. Fields stay in the cache's precision
-    on the device; each batch is converted to float32 after slicing. With `world_size` > 1 each rank yields its
-    contiguous slice of every global batch. `text_emb` is the cache's text table, put on the device once.
+    A split that fits `memory_budget` bytes (fields counted as stored) is loaded once, kept on the device and
+    shuffled whole each epoch. Otherwise shards are read whole on a background thread (pinned when the device is
+    CUDA), copied with non_blocking=True and shuffled together `pool_shards` at a time (default: up to
+    MAX_POOL_SHARDS, as many as let the pool and the next one being read fit the budget, at least 2). Fields stay
+    as stored on the device (int8 tokens with their scales); each batch is dequantised and converted to float32
+    after slicing (`paxion.cache.quant.as_float32`). With `world_size` > 1 each rank yields its contiguous slice
+    of every global batch. `text_emb` is the cache's text table, put on the device once.
     """
 
     def __init__(self, cache, split: str = "train", *, batch_size: int = 32, device: str | torch.device = "cpu",
                  fields: Sequence[str] | None = None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
-                 memory_budget: int | str = DEFAULT_MEMORY_BUDGET, pool_shards: int = 2, rank: int = 0,
+                 memory_budget: int | str = DEFAULT_MEMORY_BUDGET, pool_shards: int | None = None, rank: int = 0,
                  world_size: int = 1) -> None:
         if split not in cache.splits:
             raise CacheError(f"the cache has no split {split!r} (it has: {', '.join(cache.splits) or 'none'})")
@@ -112,13 +99,19 @@ class CacheLoader:
             raise PaxionError(f"rank {rank} is outside world size {world_size}")
         self.cache, self.split = cache, split
         self.batch_size, self.seed, self.shuffle, self.drop_last = batch_size, seed, shuffle, drop_last
-        self.pool_shards, self.rank, self.world_size = pool_shards, rank, world_size
+        self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
-        self.fields = tuple(fields) if fields is not None else default_fields(cache.temporal)
+        temporal = ("tokens_rev", "pooled_rev") if cache.temporal else ()
+        self.fields = tuple(fields) if fields is not None else TRAIN_FIELDS + temporal
         self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
         self.num_clips = sum(self.shard_sizes)
-        self.nbytes = self.num_clips * sum(_field_bytes(cache.manifest, f) for f in self.fields)
-        self.resident = self.nbytes <= parse_bytes(memory_budget)
+        clip_bytes = _clip_bytes(cache.manifest, self.fields)
+        self.nbytes, budget = self.num_clips * clip_bytes, parse_bytes(memory_budget)
+        self.resident = self.nbytes <= budget
+        if pool_shards is None:
+            fit = budget // max(1, 2 * clip_bytes * max(self.shard_sizes, default=1))
+            pool_shards = min(MAX_POOL_SHARDS, max(2, fit))
+        self.pool_shards = max(1, len(self.shard_sizes)) if self.resident else pool_shards
         self.text_emb = torch.from_numpy(np.ascontiguousarray(cache.text_emb)).to(self.device)
         self.epoch = 0
         self._data: dict[str, torch.Tensor] | None = None
@@ -142,31 +135,29 @@ class CacheLoader:
         return self._iter_resident() if self.resident else self._iter_streaming()
 
     def _read_host(self, shard: int) -> dict[str, torch.Tensor]:
-        """One whole shard as host tensors, pinned when they are headed for a CUDA device."""
-        arrays = self.cache.read_shard(self.split, shard, fields=self.fields)
-        host = {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in self.fields}
-        if self.device.type == "cuda":
-            host = {name: t.pin_memory() for name, t in host.items()}
-        return host
+        """One whole shard as stored (int8 tokens with their scales) as host tensors, pinned when they are headed
+        for a CUDA device."""
+        arrays = self.cache.read_shard(self.split, shard, self.fields, dequantize=False)
+        host = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
+        return {name: t.pin_memory() for name, t in host.items()} if self.device.type == "cuda" else host
 
-    def _to_device(self, host: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {name: t.to(self.device, non_blocking=True) for name, t in host.items()}
+    def _load(self, shards: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Host or device shards copied to the device and concatenated along the clip axis."""
+        return {name: torch.cat([s[name].to(self.device, non_blocking=True) for s in shards]) for name in shards[0]}
 
     def _slice(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
-        index = torch.from_numpy(_rank_slice(rows, self.rank, self.world_size)).to(self.device)
+        # this rank's contiguous part of the global batch (the parts in rank order give it back)
+        index = torch.from_numpy(np.array_split(rows, self.world_size)[self.rank]).to(self.device)
         return as_float32({name: t.index_select(0, index) for name, t in data.items()})
 
     def _iter_resident(self) -> Iterator[dict[str, torch.Tensor]]:
         if self._data is None:
-            shards = [self._to_device(self._read_host(k)) for k in range(len(self.shard_sizes))]
-            self._data = {name: torch.cat([s[name] for s in shards]) for name in self.fields}
-        offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)])
-        carried = np.empty(0, dtype=np.int64)
-        for pool in self.plan():
-            rows = np.concatenate([carried] + [np.arange(offsets[k], offsets[k + 1]) for k in pool.shards])
+            self._data = self._load([self._read_host(k) for k in range(len(self.shard_sizes))])
+        offsets = np.cumsum([0, *self.shard_sizes])
+        for pool in self.plan():  # one pool: the whole split
+            rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in pool.shards])
             for batch in pool.batches:
                 yield self._slice(self._data, rows[batch])
-            carried = rows[pool.carry]
 
     def _iter_streaming(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch, pools = self.epoch, self.plan()
@@ -178,18 +169,17 @@ class CacheLoader:
         following = self.plan(epoch + 1)
         next_first = following[0].shards if following else ()
         upcoming = reads[len(self._queue):] + [(epoch + 1, i, k) for i, k in enumerate(next_first)]
-        carried: dict[str, torch.Tensor] | None = None
+        carried: list[dict[str, torch.Tensor]] = []
         for pool in pools:
             loaded = []
             for _ in pool.shards:
                 self._fill(upcoming)
-                loaded.append(self._to_device(self._queue.pop(0)[3].result()))
-            parts = ([carried] if carried is not None else []) + loaded
-            buffer = {name: torch.cat([p[name] for p in parts]) for name in self.fields}
+                loaded.append(self._queue.pop(0)[3].result())
+            buffer = self._load(carried + loaded)
             for batch in pool.batches:
                 yield self._slice(buffer, batch)
             keep = torch.from_numpy(pool.carry).to(self.device)
-            carried = {name: t.index_select(0, keep) for name, t in buffer.items()}
+            carried = [{name: t.index_select(0, keep) for name, t in buffer.items()}]
         self._fill(upcoming)
 
     def _fill(self, upcoming: list[tuple[int, int, int]]) -> None:

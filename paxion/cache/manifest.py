@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import xxhash
 
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 5  # 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
+SCHEMA_VERSION = 6  # 6: int8 tokens with a channel scale; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128;
+# 3: hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
 CONFIG_FILE = "config.json"
-HASH_BLOCK = 1 << 22  # bytes hashed per read
 
 
 def shard_file(split: str, k: int) -> str:
@@ -32,11 +35,8 @@ def part_file(split: str, k: int) -> str:
 
 def file_hash(path: str | Path) -> str:
     """The XXH3-128 digest of a file's bytes, as 32 hex digits (https://xxhash.com)."""
-    digest = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, xxhash.xxh3_128).hexdigest()
 
 
 def file_record(path: str | Path, **extra: Any) -> dict:
@@ -55,6 +55,26 @@ def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
     if hashed and file_hash(path) != record["xxh3_128"]:
         return f"{path}: xxh3_128 differs from the manifest (the file changed or is corrupt)"
     return None
+
+
+def read_texts(root: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
+    """The text table's strings and embeddings [n, d] float32; CacheError unless its hash, count, shape and
+    finite values agree with the manifest."""
+    texts, path = manifest["texts"], root / manifest["texts"]["file"]
+    problem = check_file(path, texts, hashed=True)  # small, and every consumer reads all of it
+    if problem:
+        raise CacheError(problem)
+    try:
+        with h5py.File(path, "r") as f:
+            strings, emb = list(f["text"].asstr()[()]), f["emb"][()]
+    except (OSError, KeyError) as exc:
+        raise CacheError(f"{path}: unreadable text table ({exc})") from None
+    expected = (texts["count"], manifest["backbone"]["embed_dim"])
+    if len(strings) != texts["count"] or emb.shape != expected:
+        raise CacheError(f"{path}: {len(strings)} texts / emb {emb.shape}, the manifest says {expected}")
+    if not np.isfinite(emb).all():
+        raise CacheError(f"{path}: non-finite text embeddings")
+    return strings, emb
 
 
 def read_json(path: str | Path) -> Any:
@@ -98,7 +118,6 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
-REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -106,28 +125,52 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
-             "pooled": ("f4", (bb["embed_dim"],))} | ({"tokens_scale": ("f2", tokens[:-1])} if int8 else {})
+             "pooled": ("f4", (bb["embed_dim"],))} | (
+        {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {})
     specs = video | {"id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
 
 
-def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) -> list[str]:
-    """What is wrong with datasets `names` of an open shard holding `clips` clips: missing, another clip count,
-    or another dtype or per-clip shape than `field_specs` (fields it does not name: the clip count only)."""
-    specs, problems = field_specs(manifest), []
-    for name in names:
-        kind, shape = specs.get(name, (None, None))
-        ds = f.get(name)
-        if ds is None:
-            problems.append(f"no field {name!r}")
-        elif ds.shape[:1] != (clips,):
-            problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
-        elif shape is not None and ds.shape[1:] != shape:
-            problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
-        elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
-            problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
+def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
+    """Non-finite floats (int8 tokens: their scales) and text indices outside [-1, n_texts) in an open shard."""
+    problems = []
+    for name in f:
+        values = f[name][()]
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
+        if (name in INDEX_FIELDS or name == "mc_idx") and ((values < -1) | (values >= n_texts)).any():
+            problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
     return problems
+
+
+def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, complete: bool = False) -> list[str]:
+    """What is wrong with a shard file: missing, another size, (when `hashed`) another XXH3-128, then datasets
+    with another clip count, or another dtype or per-clip shape than `field_specs` (fields it does not name: the
+    clip count only); when `complete` also the fields the manifest implies that it lacks, non-finite floats and
+    text indices outside the table. Each problem is one line starting with the path."""
+    problem = check_file(path, record, hashed=hashed)
+    if problem:
+        return [problem]
+    specs, clips, problems = field_specs(manifest), record["clips"], []
+    try:
+        with h5py.File(path, "r") as f:
+            for name in sorted({*specs, *f}) if complete else list(f):
+                kind, shape = specs.get(name, (None, None))
+                ds = f.get(name)
+                if ds is None:
+                    problems.append(f"no field {name!r}")
+                elif ds.shape[:1] != (clips,):
+                    problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
+                elif shape is not None and ds.shape[1:] != shape:
+                    problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
+                elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
+                    problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
+            if complete and not problems:
+                problems = _value_problems(f, manifest["texts"]["count"])
+    except (OSError, KeyError, ValueError) as exc:
+        problems = [f"unreadable ({exc})"]
+    return [f"{path}: {p}" for p in problems]
 
 
 def summarize(manifest: dict) -> dict:
@@ -135,21 +178,8 @@ def summarize(manifest: dict) -> dict:
     splits = {}
     for name, info in manifest["splits"].items():
         size = sum(s["bytes"] for s in info["shards"])
-        splits[name] = {
-            "clips": info["clips"],
-            "shards": len(info["shards"]),
-            "bytes": size,
-            "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0,
-        }
-    reasons: dict[str, int] = {}
-    for f in manifest["failed"]:
-        reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
-    return {
-        "backbone": manifest["backbone"],
-        "frames": manifest["frames"],
-        "token_dtype": manifest["token_dtype"],
-        "texts": manifest["texts"]["count"],
-        "splits": splits,
-        "failed": len(manifest["failed"]),
-        "failed_reasons": reasons,
-    }
+        splits[name] = {"clips": info["clips"], "shards": len(info["shards"]), "bytes": size,
+                        "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0}
+    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype")},
+            "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
+            "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}

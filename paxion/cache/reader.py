@@ -7,11 +7,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest
-from paxion.cache.quant import dequantize_int8
+from paxion.cache.manifest import check_backbone, check_file, read_manifest, read_texts, shard_problems
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
+
+DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
 
 
 def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
@@ -22,21 +25,25 @@ def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _read_field(f: h5py.File, ds: h5d.DatasetID, name: str, out: np.ndarray) -> None:
-    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`) of the open shard `f`."""
+def _open_field(f: h5py.File, name: str) -> h5d.DatasetID:
+    try:
+        return h5d.open(f.id, name.encode())
+    except KeyError:
+        raise CacheError(f"{f.filename}: no field {name!r}") from None
+
+
+def _read_field(f: h5py.File, ds: h5d.DatasetID, stored: np.dtype, name: str, out: np.ndarray) -> None:
+    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`, stored as `stored`) of
+    the open shard `f`: strings decoded, int8 tokens dequantised to float16 when `out` is float16, else as stored."""
     if out.dtype == object:
         out[:] = [s.decode() for s in _read_all(ds).tolist()]
-    elif ds.dtype == np.int8:
-        dequantize_int8(_read_all(ds), _read_all(h5d.open(f.id, f"{name}_scale".encode())), out=out)
-    else:
+    elif stored == out.dtype:
         _read_all(ds, out)
-
-
-def _open(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+    else:  # on the CPU, a block of clips at a time
+        q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s))) for s in ("", SCALE, CHANNEL_SCALE))
+        for i in range(0, len(q), DEQUANTIZE_CLIPS):
+            block = slice(i, i + DEQUANTIZE_CLIPS)
+            out[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
 
 
 class Cache:
@@ -49,44 +56,34 @@ class Cache:
         (default False: sizes and layout only).
     Raises CacheError for a missing manifest, another schema version (an older one: re-extract), another
     backbone, a shard file that is missing or not the size the manifest records, or a text table that differs
-    from its hash; reads raise it for a missing field, a dataset whose clip count, dtype or shape differs from
-    what the manifest implies, or (with verify) a shard whose bytes differ from its hash.
+    from its hash or the manifest; reads raise it for a missing field, a dataset whose clip count, dtype or shape
+    differs from what the manifest implies, or (with verify) a shard whose bytes differ from its hash.
     """
 
     def __init__(self, root: str | Path, *, backbone: object | None = None, verify: bool = False) -> None:
-        self.root = Path(root)
-        self.verify = verify
+        self.root, self.verify = Path(root), verify
         self.manifest = read_manifest(self.root)
         if backbone is not None:
             check_backbone(self.manifest, backbone, root=self.root)
-        texts = self.manifest["texts"]
         for record in [s for split in self.manifest["splits"].values() for s in split["shards"]]:
-            self._check(record, hashed=False)
-        self._check(texts, hashed=True)  # small, and every consumer reads all of it
+            problem = check_file(self.root / record["file"], record, hashed=False)
+            if problem:
+                raise CacheError(problem)
+        self.texts, self.text_emb = read_texts(self.root, self.manifest)
         self._opened: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
-        with _open(self.root / texts["file"]) as f:
-            self.texts: list[str] = list(f["text"].asstr()[()])
-            self.text_emb: np.ndarray = f["emb"][()]
-        if len(self.texts) != texts["count"]:
-            raise CacheError(f"{self.root / texts['file']}: {len(self.texts)} texts, the manifest says {texts['count']}")
-
-    def _check(self, record: dict, *, hashed: bool) -> None:
-        problem = check_file(self.root / record["file"], record, hashed=hashed)
-        if problem:
-            raise CacheError(problem)
 
     def _open_shard(self, record: dict) -> h5py.File:
         """Open a shard; on its first open check its layout against the manifest (and with verify its hash)."""
-        first = record["file"] not in self._opened
-        if first and self.verify:
-            self._check(record, hashed=True)
-        f = _open(self.root / record["file"])
-        problems = layout_problems(f, self.manifest, record["clips"], list(f)) if first else []
-        if problems:
-            f.close()
-            raise CacheError(f"{self.root / record['file']}: {problems[0]}")
-        self._opened.add(record["file"])
-        return f
+        path = self.root / record["file"]
+        if record["file"] not in self._opened:
+            problems = shard_problems(path, self.manifest, record, hashed=self.verify)
+            if problems:
+                raise CacheError(problems[0])
+            self._opened.add(record["file"])
+        try:
+            return h5py.File(path, "r")
+        except OSError as exc:
+            raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
 
     @property
     def temporal(self) -> bool:
@@ -111,37 +108,41 @@ class Cache:
             raise CacheError(f"{self.root}: no split {split!r} (has {', '.join(self.splits)})")
         return self.manifest["splits"][split]
 
-    def read_shard(self, split: str, k: int, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of shard k as numpy arrays in the stored precision (fp16 tokens; int8 tokens dequantised
-        to float16; ids as str objects); `fields` None = every field but the int8 scales."""
-        return self._read(split, [k], fields)
+    def read_shard(self, split: str, k: int, fields: Sequence[str] | None = None, *,
+                   dequantize: bool = True) -> dict[str, np.ndarray]:
+        """All clips of shard k as numpy arrays (ids as str objects); `fields` None = every field. Tokens come
+        back in the stored precision: float16, or int8 ones dequantised on the CPU to float16 (their scale fields
+        not returned); with `dequantize=False` int8 tokens come back as stored, each with its `{name}_scale` and
+        `{name}_channel_scale` fields, for `paxion.cache.quant.as_float32` to dequantise on the device."""
+        return self._read(split, [k], fields, dequantize)
 
-    def read_split(self, split: str, fields: list[str] | None = None) -> dict[str, np.ndarray]:
-        """All clips of a split, its shards in order, each read straight into its rows of the result."""
+    def read_split(self, split: str, fields: Sequence[str] | None = None, *,
+                   dequantize: bool = True) -> dict[str, np.ndarray]:
+        """All clips of a split as `read_shard` gives them, its shards in order, each read straight into its rows
+        of the result."""
         if not self._split(split)["shards"]:
             raise CacheError(f"{self.root}: split {split!r} has no clips")
-        return self._read(split, range(self.num_shards(split)), fields)
+        return self._read(split, range(self.num_shards(split)), fields, dequantize)
 
-    def _read(self, split: str, shards: Sequence[int], fields: list[str] | None) -> dict[str, np.ndarray]:
+    def _read(self, split: str, shards: Sequence[int], fields: Sequence[str] | None,
+              dequantize: bool) -> dict[str, np.ndarray]:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
-        rows = sum(record["clips"] for record in records)
-        out: dict[str, np.ndarray] = {}
-        start = 0
+        rows_total, out, start = sum(record["clips"] for record in records), {}, 0
         for record in records:
-            path, clips = self.root / record["file"], record["clips"]
             with self._open_shard(record) as f:
-                for name in [n for n in f if not n.endswith("_scale")] if fields is None else fields:
-                    try:
-                        ds = h5d.open(f.id, name.encode())
-                    except KeyError:
-                        raise CacheError(f"{path}: no field {name!r}") from None
+                names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
+                for name in names:  # grows by the scales of int8 fields read as stored
+                    ds = _open_field(f, name)
+                    stored = ds.dtype
+                    if fields is not None and not dequantize and stored == np.int8:
+                        names += [name + SCALE, name + CHANNEL_SCALE]
                     if name not in out:
-                        loaded = object if ds.dtype.kind == "S" else np.float16 if ds.dtype == np.int8 else ds.dtype
-                        out[name] = np.empty((rows, *ds.shape[1:]), loaded)
+                        kind = np.float16 if dequantize and stored == np.int8 else stored
+                        out[name] = np.empty((rows_total, *ds.shape[1:]), object if stored.kind == "S" else kind)
                     try:
-                        _read_field(f, ds, name, out[name][start : start + clips])
+                        _read_field(f, ds, stored, name, out[name][start : start + record["clips"]])
                     except (OSError, KeyError, ValueError, TypeError) as exc:
-                        raise CacheError(f"{path}: corrupt shard ({exc})") from None
-            start += clips
+                        raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
+            start += record["clips"]
         return out

@@ -11,19 +11,11 @@ import xxhash
 
 from paxion.atomic import atomic_path, temporary_name
 from paxion.cache.manifest import file_record
-from paxion.cache.quant import quantize_int8
+from paxion.cache.quant import CHANNEL_SCALE, SCALE, quantize_int8
 from paxion.errors import CacheError, PaxionError
 
 TOKEN_FIELDS = ("tokens", "tokens_rev")
 TOKEN_DTYPES = ("fp16", "int8")
-STRING = h5py.string_dtype("utf-8")
-
-
-def _encode_tokens(name: str, x: np.ndarray, token_dtype: str) -> dict[str, np.ndarray]:
-    if token_dtype == "int8":
-        q, scale = quantize_int8(x)
-        return {name: q, f"{name}_scale": scale}
-    return {name: x.astype(np.float16)}
 
 
 def _fixed_utf8(strings: list[str]) -> np.ndarray:
@@ -37,14 +29,17 @@ def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
     f.create_dataset(name, data=data, track_times=False)
 
 
+def _digest(a: np.ndarray) -> str:
+    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).data)
+
+
 def remove_stale_temporaries(path: Path) -> None:
     """Delete the temporaries of `path` (`paxion.atomic.temporary_name`) left by processes of this host that are
     gone (killed mid-write); those of live processes and of other hosts stay."""
     this_host = temporary_name(path).name.rsplit("-", 2)[0]  # "{name}.tmp-{host}"
     for tmp in path.parent.glob(f"{this_host}-*"):
-        pid = tmp.name[len(this_host) + 1 :].split("-")[0]
         try:
-            os.kill(int(pid), 0)
+            os.kill(int(tmp.name[len(this_host) + 1 :].split("-")[0]), 0)
         except ProcessLookupError:
             tmp.unlink(missing_ok=True)
         except (OSError, ValueError):  # alive (another user's), or not a name temporary_name makes
@@ -57,17 +52,14 @@ def _cannot_write(path: Path, exc: BaseException) -> PaxionError:
     return PaxionError(f"{path}: cannot write ({cause})")
 
 
-def _digest(a: np.ndarray) -> str:
-    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).data)
-
-
 class ShardWriter:
     """Appends clips to one shard file; `finish()` checks it, renames it into place and returns its record.
 
     path: the final shard path; the data goes to a temporary name unique to this host and process
         (`paxion.atomic.temporary_name`) until `finish()`.
     capacity: the most clips the shard will hold (its planned size; failed clips make it smaller).
-    token_dtype: "fp16" or "int8" (per-token symmetric scale) for `tokens` and `tokens_rev`.
+    token_dtype: "fp16" or "int8" (`paxion.cache.quant`: per-token and per-channel scales) for `tokens` and
+        `tokens_rev`.
     """
 
     def __init__(self, path: str | Path, *, capacity: int, token_dtype: str = "fp16") -> None:
@@ -76,29 +68,19 @@ class ShardWriter:
         self.path = Path(path)
         remove_stale_temporaries(self.path)
         self.tmp = temporary_name(self.path)
-        self.capacity = capacity
-        self.token_dtype = token_dtype
-        self.count = 0
+        self.capacity, self.token_dtype, self.count = capacity, token_dtype, 0
         self._file: h5py.File | None = None  # opened lazily on the first append (never before a fork)
         self._strings: dict[str, list[str]] = {}  # string fields, written at finish() once their longest is known
         self._hashes: dict[str, xxhash.xxh3_128] = {}  # of each field's bytes as handed to h5py, in order
-
-    def _create(self, arrays: dict[str, np.ndarray]) -> None:
-        self._file = h5py.File(self.tmp, "w")
-        for name, a in arrays.items():
-            if a.dtype.kind == "O":
-                self._strings[name] = []
-            else:
-                self._file.create_dataset(name, shape=(self.capacity, *a.shape[1:]), dtype=a.dtype, track_times=False)
-                self._hashes[name] = xxhash.xxh3_128()
 
     def append(self, batch: dict[str, np.ndarray]) -> None:
         """Add a batch of clips: a dict of arrays whose first axis is the clip (tokens as float32)."""
         arrays: dict[str, np.ndarray] = {}
         for name, a in batch.items():
-            if a.dtype.kind == "U":
-                a = a.astype(object)
-            arrays.update(_encode_tokens(name, a, self.token_dtype) if name in TOKEN_FIELDS else {name: a})
+            if name in TOKEN_FIELDS and self.token_dtype == "int8":
+                arrays |= zip((name, name + SCALE, name + CHANNEL_SCALE), quantize_int8(a))
+            else:
+                arrays[name] = a.astype(np.float16) if name in TOKEN_FIELDS else a
         n = len(arrays["id"])
         if n == 0:
             return
@@ -106,10 +88,17 @@ class ShardWriter:
             raise ValueError(f"shard {self.path.name} is planned for {self.capacity} clips, got {self.count + n}")
         try:
             if self._file is None:
-                self._create(arrays)
+                self._file = h5py.File(self.tmp, "w")
+                for name, a in arrays.items():
+                    if a.dtype.kind in "OU":
+                        self._strings[name] = []
+                    else:
+                        shape = (self.capacity, *a.shape[1:])
+                        self._file.create_dataset(name, shape=shape, dtype=a.dtype, track_times=False)
+                        self._hashes[name] = xxhash.xxh3_128()
             for name, a in arrays.items():
                 if name in self._strings:
-                    self._strings[name] += a.tolist()
+                    self._strings[name] += [str(s) for s in a]
                 else:
                     a = np.ascontiguousarray(a, dtype=self._file[name].dtype)
                     self._file[name][self.count : self.count + n] = a
@@ -119,43 +108,39 @@ class ShardWriter:
         self.count += n
 
     def finish(self) -> dict | None:
-        """Write the shard's last fields, re-read every field through h5py and compare it with the bytes handed
-        in, fsync and rename it into place; returns {file, clips, bytes, xxh3_128}, or None if it got no clip.
+        """Put the shard at its clip count with its string fields, re-read every field through h5py and compare it
+        with the bytes handed in, fsync and rename it into place; returns {file, clips, bytes, xxh3_128}, or None
+        if it got no clip.
 
         Raises CacheError when a field reads back otherwise than written."""
         if self._file is None:
             return None
+        expected = {name: h.hexdigest() for name, h in self._hashes.items()}
         with atomic_path(self.path) as final:
             try:
-                record = self._complete(final)
+                if self.count < self.capacity:  # contiguous datasets cannot shrink: copy each field at its size
+                    with h5py.File(final, "w") as shrunk:
+                        for name, ds in self._file.items():
+                            _add_field(shrunk, name, ds[: self.count])
+                self._file.close()
+                if self.count == self.capacity:
+                    os.replace(self.tmp, final)
+                else:
+                    os.unlink(self.tmp)
+                self._file = None
+                with h5py.File(final, "r+") as f:
+                    for name, strings in self._strings.items():
+                        _add_field(f, name, encoded := _fixed_utf8(strings))
+                        expected[name] = _digest(encoded)
+                with h5py.File(final, "r") as f:
+                    wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]
+                if wrong:
+                    raise CacheError(f"{self.path}: fields {wrong} read back otherwise than written (disk or HDF5 "
+                                     "fault)")
+                record = file_record(final, clips=self.count)
             except (OSError, RuntimeError) as exc:
                 raise _cannot_write(self.path, exc) from None
         return record | {"file": self.path.name}
-
-    def _complete(self, final: Path) -> dict:
-        """Put the shard at `final` at its clip count with its string fields, and check that every field reads
-        back as it was handed in; returns the file's record."""
-        expected = {name: h.hexdigest() for name, h in self._hashes.items()}
-        if self.count < self.capacity:  # contiguous datasets cannot shrink: copy each field at its final size
-            with h5py.File(final, "w") as shrunk:
-                for name, ds in self._file.items():
-                    _add_field(shrunk, name, ds[: self.count])
-            self._file.close()
-            os.unlink(self.tmp)
-        else:
-            self._file.close()
-            os.replace(self.tmp, final)
-        self._file = None
-        with h5py.File(final, "r+") as f:
-            for name, strings in self._strings.items():
-                encoded = _fixed_utf8(strings)
-                _add_field(f, name, encoded)
-                expected[name] = _digest(encoded)
-        with h5py.File(final, "r") as f:
-            wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]
-        if wrong:
-            raise CacheError(f"{self.path}: fields {wrong} read back otherwise than written (disk or HDF5 fault)")
-        return file_record(final, clips=self.count)
 
     def abort(self) -> None:
         """Close and delete the unfinished shard."""
@@ -175,7 +160,7 @@ def write_texts(path: str | Path, texts: list[str], emb: np.ndarray) -> dict:
     remove_stale_temporaries(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("text", data=np.array(texts, dtype=object), dtype=STRING, track_times=False)
+            f.create_dataset("text", data=texts, dtype=h5py.string_dtype("utf-8"), track_times=False)
             _add_field(f, "emb", np.asarray(emb, dtype=np.float32))
         record = file_record(tmp, count=len(texts))
     return record | {"file": path.name}
