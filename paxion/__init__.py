@@ -3,8 +3,9 @@
 The public API, what a notebook needs for the study of the paper (each name is imported on first use, so
 `import paxion` stays light):
 
-    from paxion import read_dataset, build_bench, load_backbone, extract, Cache
+    from paxion import read_dataset, build_bench, load_backbone, Cache
     from paxion import TrainConfig, train, load_scorer, actionbench, run_task
+    from paxion.extract.pipeline import extract   # (`paxion.extract` is the subpackage)
 
     annotations = read_dataset("ssv2", "ssv2/labels", videos="ssv2/videos")
     build_bench(annotations, "bench")                                  # ActionBench texts (§3.1)
@@ -31,7 +32,6 @@ _API = {
     "action_antonym": "paxion.bench.antonyms",
     "load_backbone": "paxion.extract.backbones.registry",
     "read_frames": "paxion.extract.video",
-    "extract": "paxion.extract.pipeline",
     "Cache": "paxion.cache.reader",
     "CacheLoader": "paxion.cache.loader",
     "verify_cache": "paxion.cache.verify",

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import paxion
+from paxion.extract.pipeline import extract
 
 
 @pytest.mark.parametrize("name", paxion.__all__)
@@ -31,7 +32,7 @@ def test_the_documented_notebook_flow(tmp_path):
     paxion.write_world(tmp_path / "world", train=16, val=8, seed=3, workers=1)
     annotations = paxion.read_dataset("ssv2", tmp_path / "world" / "annotations", videos=tmp_path / "world" / "videos")
     paxion.build_bench(annotations, tmp_path / "bench")
-    result = paxion.extract(tmp_path / "bench", tmp_path / "world" / "videos", tmp_path / "cache",
+    result = extract(tmp_path / "bench", tmp_path / "world" / "videos", tmp_path / "cache",
                             paxion.load_backbone("toy"), workers=0, shard_size=8)
     assert result.clips == 24 and not result.failed
     cache = paxion.Cache(tmp_path / "cache")
