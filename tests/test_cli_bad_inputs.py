@@ -145,6 +145,8 @@ CASES = [
      "nosuch"),
     ("extract-split-unknown", [*EXTRACT, "--bench", "{bench}", "--out", "{w}/c", "--splits", "nosuch"],
      "nosuch.jsonl: no such split file"),
+    ("extract-shard-index-outside", [*EXTRACT, "--bench", "{bench}", "--out", "{w}/c", "--num-shards", "2",
+                                     "--shard-index", "5"], "shard index 5 is not in [0, 2) processes"),
     ("extract-into-other-frame-count", [*EXTRACT, "--bench", "{bench}", "--out", "{cache2}"], "--overwrite"),
     # cache info / verify / add-texts
     ("cache-info-missing", ["cache", "info", "{missing}"], "does not exist"),
@@ -204,6 +206,8 @@ CASES = [
     ("retrieve-classes-missing", ["retrieve", *CACHE, "--task", "zeroshot", "--classes", "{missing}"], "missing"),
     ("retrieve-classes-not-utf8", ["retrieve", *CACHE, "--task", "zeroshot", "--classes", "{binary}"],
      "binary.txt"),
+    ("retrieve-classes-bracketed-name", ["retrieve", *CACHE, "--task", "zeroshot", "--classes", "[/b]"],
+     "[/b]: no such class list file"),
     ("retrieve-k-not-ints", ["retrieve", *CACHE, "--task", "label", "--k", "a,b"],
      "'a,b' is not a comma-separated list of integers"),
     ("retrieve-other-frame-count", ["retrieve", "--cache", "{cache2}", "--run", "{run}", "--task", "label",
@@ -246,18 +250,21 @@ def _limit_file_size(limit: int):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+# (name, argv, file size limit in bytes, the file that cannot be written)
 FULL_DISK = [
-    ("extract", [*EXTRACT, "--bench", "{bench}", "--out", "{w}/full-cache"], "File too large"),
-    ("train", [*TRAIN, "--cache", "{cache}", "--out", "{w}/full-run"], "File too large"),
+    ("bench-build", ["bench", "build", "--dataset", "jsonl", "--annotations", "{bench}/train.jsonl", "--out",
+                     "{w}/full-bench"], 1024, "{w}/full-bench/train.jsonl"),
+    ("extract", [*EXTRACT, "--bench", "{bench}", "--out", "{w}/full-cache"], 16 * 1024, "{w}/full-cache/"),
+    ("train", [*TRAIN, "--cache", "{cache}", "--out", "{w}/full-run"], 16 * 1024, "{w}/full-run/"),
 ]
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [case[1:] for case in FULL_DISK], ids=[case[0] for case in FULL_DISK])
-def test_full_disk_is_one_line_naming_the_file(paths, argv, fragment):
-    """`ulimit -f` at 16 KiB: the first big write fails with EFBIG, which names the file and the cause."""
+@pytest.mark.parametrize(("argv", "limit", "file"), [case[1:] for case in FULL_DISK], ids=[case[0] for case in FULL_DISK])
+def test_full_disk_is_one_line_naming_the_file(paths, argv, limit, file):
+    """Under `ulimit -f` the first write past the limit fails with EFBIG: one line naming the file and the cause."""
     env = {"PYTHONPATH": str(Path(__file__).parents[1]), "PATH": str(Path(sys.executable).parent),
            "PYTHONDONTWRITEBYTECODE": "1"}  # a .pyc cut by the limit would break later imports
     result = subprocess.run([sys.executable, "-m", "paxion", *_fill(argv, paths)], capture_output=True, text=True,
-                            preexec_fn=_limit_file_size(16 * 1024), env=env, timeout=120)
-    _check_one_line(result.returncode, result.stdout, result.stderr, fragment)
-    assert paths["w"] in result.stderr
+                            preexec_fn=_limit_file_size(limit), env=env, timeout=120, check=False)
+    _check_one_line(result.returncode, result.stdout, result.stderr, "(File too large)")
+    assert f"error: {file.format(**paths)}" in result.stderr
