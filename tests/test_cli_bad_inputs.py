@@ -64,6 +64,10 @@ def paths(tmp_path_factory) -> dict[str, str]:
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     shutil.copytree(w / "cache", w / "bad_manifest")
     (w / "bad_manifest" / "manifest.json").write_text('{"schema_version": 5, "splits": ')
+    shutil.copytree(w / "cache", w / "mistyped")
+    manifest = json.loads((w / "mistyped" / "manifest.json").read_text())
+    manifest["splits"]["train"]["shards"][0]["bytes"] = "125868"
+    (w / "mistyped" / "manifest.json").write_text(json.dumps(manifest))
     _bench_copy(bench, w / "bench_start", lambda rows: [dict(rows[0], start="0.1"), *rows[1:]])
     _bench_copy(bench, w / "bench_ids", lambda rows: [dict(row, id="[/b]") for row in rows])
     (w / "plain.txt").write_text("not a folder\n")
@@ -79,7 +83,7 @@ def paths(tmp_path_factory) -> dict[str, str]:
     (w / "jsonl" / "train.jsonl").write_text('{"id": "1", "caption": "Pushing a ball"\n')
     return {"w": str(w), "bench": str(bench), "videos": str(videos), "missing": str(w / "missing"),
             "file": str(w / "plain.txt"), "binary": str(w / "binary.txt"), **{name: str(w / name) for name in (
-                "cache", "cache2", "run", "run_kt", "other_backbone", "truncated", "bad_manifest", "bench_start",
+                "cache", "cache2", "run", "run_kt", "other_backbone", "truncated", "bad_manifest", "mistyped", "bench_start",
                 "bench_ids", "run_garbage", "run_cut", "ssv2", "jsonl")}}
 
 
@@ -153,6 +157,8 @@ CASES = [
     ("cache-info-file", ["cache", "info", "{file}"], "is a file"),
     ("cache-info-not-a-cache", ["cache", "info", "{videos}"], "manifest.json: missing"),
     ("cache-info-bad-manifest", ["cache", "info", "{bad_manifest}"], "manifest.json: unreadable"),
+    ("cache-info-mistyped-manifest", ["cache", "info", "{mistyped}"],
+     "manifest.json: malformed (split 'train' shard 0: 'bytes' must be an integer)"),
     ("cache-verify-truncated-shard", ["cache", "verify", "{truncated}"],
      "1 problem(s) found, the first: {truncated}/train-00000.h5: {truncated_size} bytes, the manifest says"),
     ("cache-verify-not-a-cache", ["cache", "verify", "{videos}"], "manifest.json: missing"),
@@ -193,6 +199,8 @@ CASES = [
      "backbone"),
     ("eval-truncated-shard", ["eval", "--cache", "{truncated}", "--backbone-only", "--split", "train",
                               "--device", "cpu"], "train-00000.h5: {truncated_size} bytes, the manifest says"),
+    ("eval-mistyped-manifest", ["eval", "--cache", "{mistyped}", "--backbone-only", "--device", "cpu"],
+     "manifest.json: malformed"),
     ("eval-split-unknown", ["eval", *CACHE, "--backbone-only", "--split", "nosuch"], "nosuch"),
     ("eval-ids-missing", ["eval", *CACHE, "--backbone-only", "--ids", "{missing}"], "does not exist"),
     ("eval-run-without-model", ["eval", *CACHE, "--run", "{videos}"], "model.pt"),
