@@ -51,6 +51,19 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
+def ensure_dir(path: str | Path) -> Path:
+    """Create the folder `path` and its parents unless it exists; returns it as a Path.
+
+    Raises PaxionError naming the folder and the cause (a file in the way, no permission, disk full).
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PaxionError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is fsynced and renamed to `path`, on error removed.
@@ -65,11 +78,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise PaxionError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file if there is one (its folder may be missing or be a file)."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -86,3 +107,18 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> None:
     """Write `obj` as JSON (UTF-8, sorted keys, trailing newline) to `path` atomically."""
     write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    """`torch.save(obj)` to `path` atomically.
+
+    The object is serialised in memory first: torch's file writer reports a failed write (a full disk) as an opaque
+    RuntimeError, a plain write gives the OSError that says why.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))

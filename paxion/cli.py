@@ -417,9 +417,9 @@ def cache_verify(root: str) -> None:
         task = bar.add_task("verifying shards", total=None)
         problems = verify_cache(root, progress=lambda done, total: bar.update(task, completed=done, total=total))
     for problem in problems:
-        err_console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
-        raise CacheError(f"{root}: {len(problems)} problem(s) found")
+        raise CacheError(f"{root}: {len(problems)} problem(s) found, the first: {problems[0]}")
     console.print(f"{root}: ok", markup=False)
 
 
@@ -734,18 +734,25 @@ def demo(out: str, quick: bool, device: str) -> None:
     console.print(f"report: {out}/report.json, figure: {figure}", markup=False)
 
 
+def _print_error(message: str) -> None:
+    """`error: MESSAGE` on one line of stderr, the message shown literally (no markup, no wrapping)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
-    """Entry point: run the CLI, turning library errors into a one-line message and exit code 1."""
+    """Entry point: run the CLI, turning library and usage errors into a one-line message and exit code 1 (2 for
+    usage errors)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         err_console.print("[red]error:[/red] aborted")
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        usage = isinstance(exc, click.UsageError) and exc.ctx is not None
+        _print_error(exc.format_message() + (f" (see '{exc.ctx.command_path} -h')" if usage else ""))
         sys.exit(exc.exit_code)
     except PaxionError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[red]error:[/red] interrupted")

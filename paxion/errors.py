@@ -5,6 +5,11 @@ class PaxionError(Exception):
     """Base class of every error caused by the user's input, files or environment."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for wrapping a library's multi-line message into a one-line error."""
+    return str(exc).partition("\n")[0]
+
+
 class VideoDecodeError(PaxionError):
     """A video file is missing, empty, truncated or not a video."""
 

@@ -103,6 +103,9 @@ def load_scorer(cache, run_dir: str | Path | None, *, device: str | torch.device
         raise CacheError(
             f"{run_dir} was trained on backbone features {trained_on}, but the cache holds {cache_hash}"
         )
+    if model.frames != cache.manifest["frames"]:
+        raise CacheError(f"{run_dir} was trained on {model.frames} frames per clip, but the cache holds "
+                         f"{cache.manifest['frames']}; extract it with --frames {model.frames}")
     return ModelScorer(model)
 
 

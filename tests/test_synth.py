@@ -175,5 +175,5 @@ def test_cli_bad_input_is_one_line_error(args, out_is_file, tmp_path):
                          check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "Traceback" not in run.stderr
-    assert [line for line in run.stderr.splitlines() if line.startswith("Error")]
+    assert [line for line in run.stderr.splitlines() if line.startswith("error: ")]
     assert not (tmp_path / "w").exists() and existing.read_text() == "x"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paxion.atomic import write_json, write_text
+from paxion.atomic import ensure_dir, write_json, write_text
 from paxion.bench.antonyms import AntonymResult, action_antonym
 from paxion.bench.files import saliency_flags
 from paxion.bench.objects import ObjectResult, clip_objects, object_vocabulary, replace_objects
@@ -124,8 +124,7 @@ def build_bench(
     """
     check_unique_ids(annotations.records)
     given = saliency_flags(Path(flags)) if flags is not None else {}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     vocabulary = object_vocabulary(annotations.records)
     summary = BenchSummary()
     rows: dict[str, list[str]] = {}

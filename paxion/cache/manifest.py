@@ -101,7 +101,43 @@ def read_manifest(root: str | Path) -> dict:
         )
     if version != SCHEMA_VERSION:
         raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
+    problem = _structure_problem(manifest)
+    if problem:
+        raise CacheError(f"{root / MANIFEST_FILE}: malformed ({problem})")
     return manifest
+
+
+_BACKBONE_KEYS = {"name": str, "config_hash": str, "temporal": bool, "embed_dim": int, "token_dim": int,
+                  "tokens_per_frame": int}
+_FILE_KEYS = {"file": str, "bytes": int, "xxh3_128": str}
+_TOP_KEYS = {"backbone": dict, "frames": int, "token_dtype": str, "texts": dict, "splits": dict}
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _wrong_key(record: object, keys: dict[str, type]) -> str | None:
+    """The first of `keys` that `record` lacks or holds with another JSON type, or None."""
+    for key, kind in keys.items():
+        value = record.get(key) if isinstance(record, dict) else None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{key!r} must be {_JSON_TYPES[kind]}"
+    return None
+
+
+def _structure_problem(manifest: dict) -> str | None:
+    """Which value the readers rely on has another JSON type than the writer gives it (a hand edit), or None."""
+    records = {"": (manifest, _TOP_KEYS)}
+    if isinstance(manifest.get("splits"), dict):
+        records |= {"backbone: ": (manifest.get("backbone"), _BACKBONE_KEYS), "texts: ": (manifest.get("texts"), _FILE_KEYS)}
+        for split, info in manifest["splits"].items():
+            records[f"split {split!r}: "] = (info, {"clips": int, "shards": list})
+            shards = info.get("shards") if isinstance(info, dict) else None
+            for k, shard in enumerate(shards if isinstance(shards, list) else []):
+                records[f"split {split!r} shard {k}: "] = (shard, _FILE_KEYS | {"clips": int})
+    for where, (record, keys) in records.items():
+        wrong = _wrong_key(record, keys)
+        if wrong is not None:
+            return where + wrong
+    return None
 
 
 def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> None:

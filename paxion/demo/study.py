@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from paxion.atomic import write_text
+from paxion.atomic import ensure_dir, write_text
 from paxion.bench.build import build_bench
 from paxion.bench.readers import read_dataset
 from paxion.cache.reader import Cache
@@ -73,7 +73,7 @@ class Study:
         self.device = str(resolve_device(device))
         self.reporter = reporter
         self.timings: dict[str, float] = {}
-        (self.root / "stages").mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root / "stages")
 
     def stage(self, name: str, work: Callable[[Callable[[int], None]], object], total: int | None = None) -> object:
         """Run `work(advance)` once: its JSON result is stored under stages/ and returned again on reruns."""

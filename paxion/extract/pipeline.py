@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import torch
 
-from paxion.atomic import write_json
+from paxion.atomic import ensure_dir, write_json
 from paxion.bench.files import read_bench
 from paxion.cache.manifest import (
     CONFIG_FILE,
@@ -139,7 +139,7 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
         shutil.rmtree(parts, ignore_errors=True)
         for path in [out / MANIFEST_FILE, out / TEXTS_FILE, *out.glob("*-[0-9][0-9][0-9][0-9][0-9].h5*")]:
             path.unlink(missing_ok=True)
-    parts.mkdir(parents=True, exist_ok=True)
+    ensure_dir(parts)
     write_json(parts / CONFIG_FILE, config)
 
 

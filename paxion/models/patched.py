@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paxion.atomic import atomic_path
-from paxion.errors import PaxionError
+from paxion.atomic import save_torch
+from paxion.errors import PaxionError, first_line
 from paxion.models.layers import KnowledgeFuser, KPPerceiver, KPTransformer, SideTuning
 
 MODEL_KINDS = ("kp-perceiver", "kp-transformer", "paxion", "side-tuning")
@@ -109,9 +109,8 @@ def build_model(config: Mapping[str, Any], *, backbone: dict, frames: int) -> Pa
 
 def save_model(model: PatchedModel, path: str | Path, *, config: dict) -> None:
     """Write the model with the whole training config it was built from (a TrainConfig as a dict) to `path`."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": MODEL_FORMAT, "config": config, "backbone": model.backbone, "frames": model.frames,
-                    "state_dict": model.state_dict()}, tmp)
+    save_torch(path, {"format": MODEL_FORMAT, "config": config, "backbone": model.backbone, "frames": model.frames,
+                      "state_dict": model.state_dict()})
 
 
 def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[PatchedModel, dict]:
@@ -128,8 +127,10 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
             raise PaxionError(f"{path}: written by an older paxion that did not save the training config; retrain it")
         model = build_model(saved["config"], backbone=saved["backbone"], frames=saved["frames"])
         model.load_state_dict(saved["state_dict"])
-    except (RuntimeError, KeyError, TypeError, AttributeError, EOFError, pickle.UnpicklingError) as exc:
-        raise PaxionError(f"{path}: not a paxion model file ({exc})") from exc
+    except pickle.UnpicklingError:  # torch's message is a paragraph on weights_only
+        raise PaxionError(f"{path}: not a paxion model file (not a torch file of tensors)") from None
+    except (RuntimeError, KeyError, TypeError, AttributeError, EOFError) as exc:
+        raise PaxionError(f"{path}: not a paxion model file ({first_line(exc)})") from exc
     return model.to(map_location), saved["config"]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paxion.atomic import write_text
+from paxion.atomic import ensure_dir, write_text
 from paxion.errors import PaxionError
 from paxion.synth.actions import ACTIONS, fill_template
 from paxion.synth.encode import CODEC, write_video
@@ -95,8 +95,7 @@ def _write_json(path: Path, data: object) -> None:
 
 def write_annotations(root: Path, clips: list[WorldClip]) -> None:
     """Write annotations/train.json, validation.json and labels.json (template -> class index as a string)."""
-    folder = Path(root) / "annotations"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_dir(Path(root) / "annotations")
     for split in SPLITS:
         _write_json(folder / f"{split}.json", [c.annotation() for c in clips if c.split == split])
     _write_json(folder / "labels.json", {a.template: str(i) for i, a in enumerate(ACTIONS)})
@@ -141,10 +140,7 @@ def write_world(
         paths = [video_path(out, c.id) for c in clips]
     else:
         paths = [kinetics_video_path(out, c, seed=seed) for c in clips]
-    try:
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PaxionError(f"{out}: cannot create the world directory ({exc.strerror})") from exc
+    ensure_dir(paths[0].parent)
     jobs = list(zip(paths, clips))
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     total_bytes = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 
 import torch
 
-from paxion.atomic import atomic_path, write_json, write_text
+from paxion.atomic import ensure_dir, save_torch, write_json, write_text
 from paxion.cache.loader import CacheLoader, parse_bytes
+from paxion.cache.manifest import read_json
 from paxion.cache.reader import Cache
 from paxion.device import resolve_device
-from paxion.errors import PaxionError
+from paxion.errors import PaxionError, first_line
 from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
 from paxion.scoring import load_scorer
 from paxion.trainer import distributed
@@ -39,7 +41,7 @@ def _check_run_dir(out: Path, record: dict, resume: bool) -> None:
     if not resume:
         state = "a finished run" if (out / "model.pt").exists() else "an unfinished run (add --resume to continue it)"
         raise PaxionError(f"{out} already holds {state}; choose another --out")
-    saved = json.loads(saved_config.read_text())
+    saved = read_json(saved_config)
     keys = (*TrainConfig.paper().result_fields(), "backbone_hash")
     differ = [key for key in keys if saved.get(key) != record.get(key)]
     if differ:
@@ -55,10 +57,12 @@ def _initialise_patcher(model: PatchedModel, init: str, backbone_hash: str) -> N
     want, have = type(model.patcher()).__name__, type(source.patcher()).__name__
     if want != have:
         raise PaxionError(f"--init {init} has a {have} patcher, but {model.kind} needs a {want}")
+    if source.frames != model.frames:
+        raise PaxionError(f"--init {init} was trained on {source.frames} frames per clip, this cache has {model.frames}")
     try:
         model.patcher().load_state_dict(source.patcher().state_dict())
     except RuntimeError as exc:
-        raise PaxionError(f"--init {init}: its patcher has other shapes ({exc})") from None
+        raise PaxionError(f"--init {init}: its patcher has other shapes ({first_line(exc)})") from None
 
 
 def _schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int,
@@ -92,14 +96,15 @@ def _load_checkpoint(path: Path) -> dict | None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's message is a paragraph on weights_only
+        raise PaxionError(f"{path}: unreadable checkpoint (not a torch file of tensors)") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise PaxionError(f"{path}: unreadable checkpoint ({exc})") from None
+        raise PaxionError(f"{path}: unreadable checkpoint ({first_line(exc)})") from None
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write the checkpoint atomically (a crash never leaves half a file)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def train_step(model: PatchedModel, batch: dict[str, torch.Tensor], text_emb: torch.Tensor,
@@ -202,7 +207,7 @@ def _run(cache: Cache, out: Path, config: TrainConfig, record: dict, batch_size:
         start_epoch = checkpoint["epoch"]
     metrics_path = out / "metrics.jsonl"
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out)
         write_json(out / "config.json", record)
         kept = [m for m in _read_metrics(metrics_path) if m.get("epoch", math.inf) <= start_epoch]
         write_text(metrics_path, "".join(json.dumps(m) + "\n" for m in kept))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from paxion.atomic import save_torch
 from paxion.errors import BackboneError
 from paxion.extract.backbones.base import Backbone, VideoFeatures, time_mean
 from paxion.extract.backbones.toy_text import WordTokenizer, world_vocabulary
@@ -141,16 +142,13 @@ class ToyModel(nn.Module):
     def save(self, path: str | Path, *, provenance: dict | None = None) -> None:
         """Write config, vocabulary and weights (everything needed to rebuild the model) to one file."""
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        torch.save(
-            {
-                "format": WEIGHTS_FORMAT,
-                "config": asdict(self.config),
-                "vocab": self.tokenizer.vocab,
-                "state_dict": state,
-                "provenance": provenance or {},
-            },
-            path,
-        )
+        save_torch(path, {
+            "format": WEIGHTS_FORMAT,
+            "config": asdict(self.config),
+            "vocab": self.tokenizer.vocab,
+            "state_dict": state,
+            "provenance": provenance or {},
+        })
 
     @classmethod
     def load(cls, path: str | Path) -> ToyModel:

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paxion.errors import AnnotationError, PaxionError, VideoDecodeError
+from paxion.atomic import ensure_dir
+from paxion.errors import AnnotationError, VideoDecodeError
 from paxion.extract.backbones.base import resize_normalise
 from paxion.extract.backbones.toy import ToyBackbone, ToyModel
 from paxion.synth.actions import ACTION_INDEX, ACTIONS, OBJECTS, fill_template, template_caption
@@ -253,10 +254,7 @@ def train_toy(
     progress: Progress | None = None,
 ) -> dict:
     """Train the toy backbone on `world`'s train split, save it to `out`, and check it on the validation split."""
-    try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PaxionError(f"{out}: cannot create its folder ({exc.strerror})") from exc
+    ensure_dir(Path(out).parent)
     start = time.perf_counter()
     clips = load_world_split(world, "train", progress=progress)
     decoded = time.perf_counter()
