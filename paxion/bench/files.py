@@ -8,7 +8,6 @@ stay part of the caption; CSV rows likewise split only on "\\n", "\\r\\n" or "\\
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,23 +78,30 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
 
 
 def csv_rows(path: Path, *, header: bool = True) -> Iterator[tuple[int, Row]]:
-    """The rows of a CSV file (a TSV when its first line has a tab) as dicts by header name.
+    """The rows of a CSV file (a TSV when its first line has a tab) as dicts by header name, read as a stream
+    (a multi-gigabyte EgoClip table is never held whole).
 
     Without a header, the keys are the column positions "0", "1", ...
     """
-    text = read_text(path)
-    delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    names = next(reader, None) if header else None
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        if names is None:
-            yield reader.line_num, {str(i): c for i, c in enumerate(cells)}
-            continue
-        if len(cells) != len(names):
-            raise AnnotationError(path, "wrong number of columns", line=reader.line_num)
-        yield reader.line_num, dict(zip(names, cells))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            delimiter = "\t" if "\t" in f.readline() else ","
+            f.seek(0)
+            reader = csv.reader(f, delimiter=delimiter)
+            names = next(reader, None) if header else None
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                if names is None:
+                    yield reader.line_num, {str(i): c for i, c in enumerate(cells)}
+                    continue
+                if len(cells) != len(names):
+                    raise AnnotationError(path, "wrong number of columns", line=reader.line_num)
+                yield reader.line_num, dict(zip(names, cells))
+    except FileNotFoundError:
+        raise AnnotationError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AnnotationError(path, f"cannot read: {exc}") from None
 
 
 def table_rows(path: Path) -> Iterator[tuple[int, Row]]:

@@ -130,8 +130,11 @@ def object_phrases(caption: str, *, nouns: Collection[str] | None = None) -> lis
 
 
 def clip_objects(record: ClipRecord, *, nouns: Collection[str] | None = None) -> tuple[str, ...]:
-    """The objects of a clip: its dataset's own, else the object noun phrases of its caption."""
-    return record.objects or tuple(object_phrases(record.caption, nouns=nouns))
+    """The objects of a clip: its dataset's own, else the object noun phrases of its caption, headed by one of
+    `nouns` where given, else by one of the clip's own noun tags (`record.nouns`) where it has them."""
+    if record.objects:
+        return record.objects
+    return tuple(object_phrases(record.caption, nouns=nouns if nouns is not None else record.nouns or None))
 
 
 def object_vocabulary(records: Iterable[ClipRecord], *, nouns: Collection[str] | None = None) -> list[str]:
