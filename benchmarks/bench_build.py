@@ -8,6 +8,7 @@ from sentence templates over a verb and noun vocabulary (so antonyms and object 
 """
 
 import argparse
+import os
 import random
 import resource
 import subprocess
@@ -72,10 +73,12 @@ def time_cli_build(rows: int, folder: Path) -> None:
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"bench build failed:\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime
     lines = sum(1 for _ in (folder / "bench" / "egoclip.jsonl").open())
     print(f"paxion bench build --dataset ego4d: {rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB) in "
-          f"{elapsed:.1f} s ({rows / elapsed:,.0f} rows/s), peak RSS {peak:,.0f} MiB, {lines:,} bench lines")
+          f"{elapsed:.1f} s wall ({rows / elapsed:,.0f} rows/s), {cpu:.1f} s CPU ({rows / cpu:,.0f} rows/CPU-s), "
+          f"peak RSS {usage.ru_maxrss / 1024:,.0f} MiB, {lines:,} bench lines, load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:

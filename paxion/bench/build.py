@@ -22,6 +22,7 @@ from paxion.errors import AnnotationError
 from paxion.synth.actions import ACTIONS, TEMPORAL_TEMPLATES, template_caption
 
 NO_VERB = "(no verb found)"
+PROGRESS_EVERY = 1000  # clips between progress calls: a progress bar per clip costs more than a clip over millions
 
 
 @dataclass
@@ -136,7 +137,8 @@ def build_bench(
     flags: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BenchSummary:
-    """Write `out/{split}.jsonl` and `out/meta.json`; `progress(done, total)` is called per clip.
+    """Write `out/{split}.jsonl` and `out/meta.json`; `progress(done, total)` is called every PROGRESS_EVERY
+    clips and at the last.
 
     Two passes over `annotations.records` (a list or streamed `Clips`): the first collects the object
     vocabulary and checks ids, the second writes each clip's line as it is made, so memory holds the ids and
@@ -167,7 +169,7 @@ def build_bench(
                 tmp = stack.enter_context(atomic_path(out / f"{record.split}.jsonl"))
                 writers[record.split] = stack.enter_context(tmp.open("w", encoding="utf-8"))
             writers[record.split].write(json.dumps(bench_row(record, aa, replaced), ensure_ascii=False) + "\n")
-            if progress is not None:
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
                 progress(done, total)
     write_json(out / "meta.json", bench_meta(annotations, {name: s.clips for name, s in summary.splits.items()}))
     return summary

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from paxion.bench import files
@@ -70,12 +71,19 @@ def _noun_forms(names: list[str]) -> tuple[str, ...]:
     return tuple(forms)
 
 
-def _literal_list(text: str, path: Path, line: int | None, what: str) -> list:
+@lru_cache(maxsize=1 << 16)
+def _literal(text: str) -> tuple | None:
+    """A list literal's items, None when the text is none; cached, as EgoClip's tag lists repeat."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-        value = None
-    if not isinstance(value, (list, tuple)):
+        return None
+    return tuple(value) if isinstance(value, (list, tuple)) else None
+
+
+def _literal_list(text: str, path: Path, line: int | None, what: str) -> list:
+    value = _literal(text)
+    if value is None:
         raise AnnotationError(path, f"{what} must be a list like \"[12, 40]\", got {text[:40]!r}", line=line)
     return list(value)
 
@@ -99,14 +107,14 @@ def _tag_nouns(row: Row, taxonomy: Taxonomy | None, path: Path, line: int) -> tu
     if text is None or text == "":
         return ()
     tags = text if isinstance(text, list) else _literal_list(str(text), path, line, "'tag_noun'")
-    names = [t for t in tags if isinstance(t, str)]
+    forms = list(_noun_forms([t for t in tags if isinstance(t, str)]))
     if taxonomy is not None:
         for index in (t for t in tags if isinstance(t, int) and not isinstance(t, bool)):
             if not 0 <= index < len(taxonomy):
                 raise AnnotationError(path, f"'tag_noun' index {index} is not in the noun taxonomy "
                                             f"({len(taxonomy)} nouns)", line=line)
-            names += taxonomy[index]
-    return _noun_forms(names)
+            forms += taxonomy[index]
+    return tuple(dict.fromkeys(forms))
 
 
 def _from_row(row: Row, split: str, path: Path, line: int, name: VideoIndex, taxonomy: Taxonomy | None) -> ClipRecord:
