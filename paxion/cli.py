@@ -199,13 +199,9 @@ def bench() -> None:
     help='State-change filtering JSON ({clip id: {"if_keep": true|false}}): replaces the computed flag for ATM '
     "(ssv2 picks up state_change_heavy_instance_filtering_{train,val}.json beside the annotations).",
 )
-@click.option(
-    "--noun-taxonomy",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="ego4d: Ego4D's narration_noun_taxonomy.csv, naming EgoClip's tag_noun indices; object replacement "
-    "then swaps only the nouns a clip is tagged with (default: indices ignored, nouns found in the caption).",
-)
+@click.option("--noun-taxonomy", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="ego4d: Ego4D's narration_noun_taxonomy.csv, naming EgoClip's tag_noun indices; object replacement "
+              "then swaps only the nouns a clip is tagged with (default: indices ignored, nouns found in the caption).")
 def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str | None, video_map: str | None,
                 window: float, saliency_flags: str | None, noun_taxonomy: str | None) -> None:
     """Write OUT/{split}.jsonl (clips with AA and OR negatives) and OUT/meta.json, then print coverage.

@@ -3,11 +3,13 @@
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from paxion.bench.build import build_bench
 from paxion.bench.readers import read_dataset, read_ego4d
 from paxion.bench.objects import clip_objects
 from paxion.bench.records import Annotations, ClipRecord, Clips
+from paxion.cli import cli
 from paxion.errors import AnnotationError
 
 EGOCLIP = (
@@ -131,3 +133,21 @@ def test_streamed_duplicate_ids_name_both_lines(tmp_path):
     with pytest.raises(AnnotationError, match=r"egoclip\.tsv:4: duplicate clip id 'v1_narration_pass_1_0' \(first at .*egoclip\.tsv:2\)$"):
         build_bench(read_ego4d(tmp_path / "egoclip.tsv", stream=True), tmp_path / "bench")
     assert not (tmp_path / "bench").exists()
+
+
+def test_cli_noun_taxonomy_restricts_object_replacement_to_tagged_nouns(tmp_path):
+    (tmp_path / "egoclip.tsv").write_text(TAGGED)
+    (tmp_path / "taxonomy.csv").write_text(TAXONOMY)
+    result = CliRunner().invoke(cli, ["bench", "build", "--dataset", "ego4d", "--annotations", str(tmp_path / "egoclip.tsv"),
+                                      "--noun-taxonomy", str(tmp_path / "taxonomy.csv"), "--out", str(tmp_path / "bench")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "bench" / "egoclip.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["v1_narration_pass_1_0", "v1_narration_pass_1_1", "v1_narration_pass_2_0"]
+    assert rows[0]["or_caption"].endswith(" from the board")  # the untagged board stays
+    assert rows[1]["or_caption"] in {"C opens the knife", "C opens the knives", "C opens the cutting board"}
+
+
+def test_noun_taxonomy_is_for_ego4d_only(tmp_path):
+    (tmp_path / "taxonomy.csv").write_text(TAXONOMY)
+    with pytest.raises(AnnotationError, match="a noun taxonomy is read for ego4d only, not nextqa"):
+        read_dataset("nextqa", tmp_path, noun_taxonomy=tmp_path / "taxonomy.csv")
