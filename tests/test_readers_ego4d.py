@@ -151,3 +151,11 @@ def test_noun_taxonomy_is_for_ego4d_only(tmp_path):
     (tmp_path / "taxonomy.csv").write_text(TAXONOMY)
     with pytest.raises(AnnotationError, match="a noun taxonomy is read for ego4d only, not nextqa"):
         read_dataset("nextqa", tmp_path, noun_taxonomy=tmp_path / "taxonomy.csv")
+
+
+@pytest.mark.parametrize("name", ["egoclip.tsv", "egoclip.jsonl"])
+def test_streamed_bad_utf8_is_one_annotation_error(tmp_path, name):
+    good = TAGGED if name.endswith(".tsv") else json.dumps({"video_uid": "v", "clip_text": "#C C opens it"}) + "\n"
+    (tmp_path / name).write_bytes(good.encode() + b"\xff\n")
+    with pytest.raises(AnnotationError, match=rf"{name}(:\d+)?: cannot read: 'utf-8' codec can't decode byte 0xff"):
+        list(read_ego4d(tmp_path / name, stream=True).records)

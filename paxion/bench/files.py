@@ -64,17 +64,25 @@ def json_array(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
-    """The objects of a JSON Lines file with their line numbers; blank lines are skipped."""
-    for line, raw in enumerate(read_text(path).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(path, f"bad JSON: {exc.msg}", line=line) from None
-        if not isinstance(row, dict):
-            raise AnnotationError(path, "expected a JSON object", line=line)
-        yield line, row
+    """The objects of a JSON Lines file with their line numbers, read as a stream; blank lines are skipped."""
+    line = 0
+    try:
+        with path.open("rb") as f:
+            for line, data in enumerate(f, start=1):  # binary lines end at b"\n" only
+                raw = data.decode("utf-8").removeprefix("\ufeff" if line == 1 else "")
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise AnnotationError(path, f"bad JSON: {exc.msg}", line=line) from None
+                if not isinstance(row, dict):
+                    raise AnnotationError(path, "expected a JSON object", line=line)
+                yield line, row
+    except FileNotFoundError:
+        raise AnnotationError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError(path, f"cannot read: {exc}", line=line or None) from None
 
 
 def csv_rows(path: Path, *, header: bool = True) -> Iterator[tuple[int, Row]]:
