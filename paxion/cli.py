@@ -205,8 +205,11 @@ def bench() -> None:
     help='State-change filtering JSON ({clip id: {"if_keep": true|false}}): replaces the computed flag for ATM '
     "(ssv2 picks up state_change_heavy_instance_filtering_{train,val}.json beside the annotations).",
 )
+@click.option("--noun-taxonomy", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="ego4d: Ego4D's narration_noun_taxonomy.csv, naming EgoClip's tag_noun indices; object replacement "
+              "then swaps only the nouns a clip is tagged with (default: indices ignored, nouns found in the caption).")
 def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str | None, video_map: str | None,
-                window: float, saliency_flags: str | None) -> None:
+                window: float, saliency_flags: str | None, noun_taxonomy: str | None) -> None:
     """Write OUT/{split}.jsonl (clips with AA and OR negatives) and OUT/meta.json, then print coverage.
 
     Negatives shipped with the annotations (the paper's release, JSONL aa_caption / or_caption) are used as
@@ -216,11 +219,12 @@ def bench_build(dataset: str, annotations: str, out: str, seed: int, videos: str
     from paxion.bench.readers import read_dataset
     from paxion.report.tables import bench_table
 
-    records = read_dataset(dataset, annotations, videos=videos, video_map=video_map, window=window)
+    records = read_dataset(dataset, annotations, videos=videos, video_map=video_map, window=window,
+                           noun_taxonomy=noun_taxonomy, stream=True)
     with _bar() as bar:
-        task = bar.add_task("building bench", total=len(records.records))
+        task = bar.add_task("building bench", total=None)
         summary = build_bench(records, out, seed=seed, flags=saliency_flags,
-                              progress=lambda done, _: bar.update(task, completed=done))
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(bench_table(summary, title=f"ActionBench ({dataset}) written to {out}"))
     if summary.missing_verbs:
         verbs = ", ".join(f"{verb} ({n})" for verb, n in summary.missing_verbs.most_common(10))

@@ -19,6 +19,7 @@ from functools import cache
 from importlib import resources
 
 from paxion.bench.inflect import match_case, verb_forms, verb_readings
+from paxion.bench.objects import whole_words
 from paxion.bench.pos import BOUNDARIES, PREPOSITIONS, verb_position
 
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
@@ -132,7 +133,7 @@ class _Caption:
         self.words = list(_WORD.finditer(caption))
         spans = [m.span() for m in _PROTECTED.finditer(caption)]
         for obj in objects:
-            spans += [m.span() for m in re.finditer(rf"(?<![\w-]){re.escape(obj)}(?![\w-])", caption, re.IGNORECASE)]
+            spans += [m.span() for m in whole_words((obj,)).finditer(caption)]
         self.free = [not any(s < m.end() and m.start() < e for s, e in spans) for m in self.words]
         self.lower = [m.group().lower() for m in self.words]
 

@@ -11,17 +11,27 @@
   "narration_text", ...}]}, "narration_pass_2": ...}}`; each narration becomes a clip of `window` seconds
   centred on its timestamp, id `{video_uid}_{pass}_{k}` (k = its position in the pass).
 
+EgoClip's `tag_noun` ("[192, 115, 12]") holds indices into Ego4D's `narration_noun_taxonomy.csv` (`label,group`,
+`group` a list literal of synonyms such as "['bag', 'grocery_bag']"; row k is index k), which EgoClip does not
+ship: given that file (`noun_taxonomy=`), a clip's tagged nouns (each synonym, its head word and plural) become
+its `nouns`, the only heads object replacement takes; without it the indices are ignored. Names instead of
+indices ("['knife']") are used as they are.
+
 Negative start times are clamped to 0. Captions lose their `#C`-style tags.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from paxion.bench import files
 from paxion.bench.files import Row
-from paxion.bench.records import Annotations, ClipRecord
+from paxion.bench.inflect import noun_plural
+from paxion.bench.records import Annotations, ClipRecord, Clips
 from paxion.bench.videos import VideoIndex
 from paxion.errors import AnnotationError
 
@@ -48,7 +58,66 @@ def _given(row: Row, key: str, path: Path, line: int) -> str | None:
     return None if text is None else clean_narration(text) or None
 
 
-def _from_row(row: Row, split: str, path: Path, line: int, name: VideoIndex) -> ClipRecord:
+Taxonomy = list[tuple[str, ...]]
+
+
+def _noun_forms(names: list[str]) -> tuple[str, ...]:
+    """Lowercase names ("_" read as a space), the head word of each and its plural."""
+    forms: dict[str, None] = {}
+    for raw in names:
+        noun = " ".join(raw.replace("_", " ").lower().split())
+        head = noun.rsplit(" ", 1)[-1]
+        forms.update(dict.fromkeys(filter(None, (noun, head, noun_plural(head)))))
+    return tuple(forms)
+
+
+@lru_cache(maxsize=1 << 16)
+def _literal(text: str) -> tuple | None:
+    """A list literal's items, None when the text is none; cached, as EgoClip's tag lists repeat."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return tuple(value) if isinstance(value, (list, tuple)) else None
+
+
+def _literal_list(text: str, path: Path, line: int | None, what: str) -> list:
+    value = _literal(text)
+    if value is None:
+        raise AnnotationError(path, f"{what} must be a list like \"[12, 40]\", got {text[:40]!r}", line=line)
+    return list(value)
+
+
+def read_noun_taxonomy(path: Path) -> Taxonomy:
+    """Ego4D's narration_noun_taxonomy.csv: per noun index (row order), its synonyms' forms (`_noun_forms`)."""
+    taxonomy = []
+    for line, row in files.csv_rows(Path(path)):
+        group = _literal_list(files.text(row, ("group",), path, line), path, line, "'group'")
+        if not all(isinstance(word, str) for word in group):
+            raise AnnotationError(path, "'group' must list nouns as strings", line=line)
+        taxonomy.append(_noun_forms(group))
+    if not taxonomy:
+        raise AnnotationError(path, "no nouns: expected Ego4D's narration_noun_taxonomy.csv (label,group)")
+    return taxonomy
+
+
+def _tag_nouns(row: Row, taxonomy: Taxonomy | None, path: Path, line: int) -> tuple[str, ...]:
+    """The clip's `tag_noun` as noun forms: indices named through the taxonomy (ignored without one), or names."""
+    text = row.get("tag_noun")
+    if text is None or text == "":
+        return ()
+    tags = text if isinstance(text, list) else _literal_list(str(text), path, line, "'tag_noun'")
+    forms = list(_noun_forms([t for t in tags if isinstance(t, str)]))
+    if taxonomy is not None:
+        for index in (t for t in tags if isinstance(t, int) and not isinstance(t, bool)):
+            if not 0 <= index < len(taxonomy):
+                raise AnnotationError(path, f"'tag_noun' index {index} is not in the noun taxonomy "
+                                            f"({len(taxonomy)} nouns)", line=line)
+            forms += taxonomy[index]
+    return tuple(dict.fromkeys(forms))
+
+
+def _from_row(row: Row, split: str, path: Path, line: int, name: VideoIndex, taxonomy: Taxonomy | None) -> ClipRecord:
     caption = _caption(files.text(row, ("clip_text", "narration", "text"), path, line), path, line)
     video = files.text(row, ("video_uid", "video"), path, line)
     if "id" in row:
@@ -69,6 +138,7 @@ def _from_row(row: Row, split: str, path: Path, line: int, name: VideoIndex) -> 
         None if start is None else max(start, 0.0), end,
         aa_given=_given(row, "action_antonym_clip_text", path, line),
         or_given=_given(row, "object_shuffled_clip_text", path, line),
+        nouns=_tag_nouns(row, taxonomy, path, line),
         origin=f"{path}:{line}",
     )
 
@@ -99,18 +169,32 @@ def _from_narration_json(path: Path, split: str, name: VideoIndex, window: float
     return out
 
 
-def read_ego4d(path: Path, *, videos: Path | None = None, window: float = WINDOW) -> Annotations:
+def read_ego4d(
+    path: Path,
+    *,
+    videos: Path | None = None,
+    window: float = WINDOW,
+    noun_taxonomy: Path | None = None,
+    stream: bool = False,
+) -> Annotations:
     """Read Ego4D narrations: EgoClip CSV/TSV/JSONL tables or narration.json (one file, or a folder of them).
 
     `window`: seconds of video around each narration.json timestamp (default 1.0, EgoClip's mean clip length).
+    `noun_taxonomy`: Ego4D's narration_noun_taxonomy.csv, to name EgoClip's `tag_noun` indices (default None:
+    indices ignored). `stream`: records as `Clips` re-read from the files at each pass (CSV/TSV tables are
+    then never held whole; for EgoClip's millions of rows), else a list.
     """
     if window <= 0:
         raise ValueError(f"window must be positive, got {window}")
     name = VideoIndex(videos)
-    out = Annotations("ego4d")
-    for split, file in files.split_files(Path(path), EGO4D_EXTS):
-        if file.suffix == ".json":
-            out.records += _from_narration_json(file, split, name, window)
-        else:
-            out.records += [_from_row(row, split, file, line, name) for line, row in files.table_rows(file)]
-    return out
+    taxonomy = None if noun_taxonomy is None else read_noun_taxonomy(Path(noun_taxonomy))
+    split_files = files.split_files(Path(path), EGO4D_EXTS)
+
+    def clips() -> Iterator[ClipRecord]:
+        for split, file in split_files:
+            if file.suffix == ".json":
+                yield from _from_narration_json(file, split, name, window)
+            else:
+                yield from (_from_row(row, split, file, line, name, taxonomy) for line, row in files.table_rows(file))
+
+    return Annotations("ego4d", Clips(clips) if stream else list(clips()))

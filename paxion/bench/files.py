@@ -8,7 +8,6 @@ stay part of the caption; CSV rows likewise split only on "\\n", "\\r\\n" or "\\
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,37 +64,52 @@ def json_array(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
-    """The objects of a JSON Lines file with their line numbers; blank lines are skipped."""
-    for line, raw in enumerate(read_text(path).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(path, f"bad JSON: {exc.msg}", line=line) from None
-        if not isinstance(row, dict):
-            raise AnnotationError(path, "expected a JSON object", line=line)
-        yield line, row
+    """The objects of a JSON Lines file with their line numbers, read as a stream; blank lines are skipped."""
+    line = 0
+    try:
+        with path.open("rb") as f:
+            for line, data in enumerate(f, start=1):  # binary lines end at b"\n" only
+                raw = data.decode("utf-8").removeprefix("\ufeff" if line == 1 else "")
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise AnnotationError(path, f"bad JSON: {exc.msg}", line=line) from None
+                if not isinstance(row, dict):
+                    raise AnnotationError(path, "expected a JSON object", line=line)
+                yield line, row
+    except FileNotFoundError:
+        raise AnnotationError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError(path, f"cannot read: {exc}", line=line or None) from None
 
 
 def csv_rows(path: Path, *, header: bool = True) -> Iterator[tuple[int, Row]]:
-    """The rows of a CSV file (a TSV when its first line has a tab) as dicts by header name.
+    """The rows of a CSV file (a TSV when its first line has a tab) as dicts by header name, read as a stream
+    (a multi-gigabyte EgoClip table is never held whole).
 
     Without a header, the keys are the column positions "0", "1", ...
     """
-    text = read_text(path)
-    delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    names = next(reader, None) if header else None
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        if names is None:
-            yield reader.line_num, {str(i): c for i, c in enumerate(cells)}
-            continue
-        if len(cells) != len(names):
-            raise AnnotationError(path, "wrong number of columns", line=reader.line_num)
-        yield reader.line_num, dict(zip(names, cells))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            delimiter = "\t" if "\t" in f.readline() else ","
+            f.seek(0)
+            reader = csv.reader(f, delimiter=delimiter)
+            names = next(reader, None) if header else None
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                if names is None:
+                    yield reader.line_num, {str(i): c for i, c in enumerate(cells)}
+                    continue
+                if len(cells) != len(names):
+                    raise AnnotationError(path, "wrong number of columns", line=reader.line_num)
+                yield reader.line_num, dict(zip(names, cells))
+    except FileNotFoundError:
+        raise AnnotationError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AnnotationError(path, f"cannot read: {exc}") from None
 
 
 def table_rows(path: Path) -> Iterator[tuple[int, Row]]:

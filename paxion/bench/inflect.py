@@ -1,5 +1,5 @@
-"""English verb inflection through lemminflect: a word's verb lemmas and form, a lemma's five forms, and
-copying capitalisation."""
+"""English inflection through lemminflect: a word's verb lemmas and form, a lemma's five forms, a noun's
+plural, and copying capitalisation."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def verb_readings(word: str) -> tuple[tuple[str, str], ...]:
         if form is not None:
             readings.append((lemma, form))
     return tuple(readings)
+
+
+@cache
+def noun_plural(noun: str) -> str:
+    """The plural of a lowercase noun (lemminflect's first spelling; its rules for words outside its lexicon)."""
+    from lemminflect import getInflection
+
+    return (getInflection(noun, "NNS") or (noun,))[0]
 
 
 def match_case(source: str, text: str) -> str:

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from paxion.bench.inflect import match_case, verb_readings
 from paxion.bench.pos import (
@@ -123,20 +123,42 @@ def object_phrases(caption: str, *, nouns: Collection[str] | None = None) -> lis
         if not words or not head_ok(words[-1]):  # "the orange shirt boy", "the end": no object
             continue
         start = len(words) - 1
-        while start > 0 and start > len(words) - 2 and head_ok(words[start - 1]):
+        while start > 0 and start > len(words) - 2 and (
+            head_ok(words[start - 1]) or (nouns is not None and " ".join(words[start - 1 :]) in nouns)
+        ):  # a noun modifier, or a dataset noun of two words ("cutting board")
             start -= 1
         phrases.append(" ".join(words[start:]))
     return phrases
 
 
 def clip_objects(record: ClipRecord, *, nouns: Collection[str] | None = None) -> tuple[str, ...]:
-    """The objects of a clip: its dataset's own, else the object noun phrases of its caption."""
-    return record.objects or tuple(object_phrases(record.caption, nouns=nouns))
+    """The objects of a clip: its dataset's own, else the object noun phrases of its caption, headed by one of
+    `nouns` where given, else by one of the clip's own noun tags (`record.nouns`) where it has them."""
+    if record.objects:
+        return record.objects
+    if nouns is not None:
+        return tuple(object_phrases(record.caption, nouns=nouns))
+    return _caption_objects(record.caption, record.nouns)
+
+
+@lru_cache(maxsize=1 << 16)
+def _caption_objects(caption: str, nouns: tuple[str, ...]) -> tuple[str, ...]:
+    """`object_phrases` of a caption with its clip's noun tags (none: WordNet decides); cached, as a bench
+    build asks twice per clip and narrations repeat ("C picks up the knife")."""
+    return tuple(object_phrases(caption, nouns=nouns or None))
 
 
 def object_vocabulary(records: Iterable[ClipRecord], *, nouns: Collection[str] | None = None) -> list[str]:
     """Every distinct lowercase object of the dataset, sorted."""
     return sorted({obj.lower() for record in records for obj in clip_objects(record, nouns=nouns)})
+
+
+@lru_cache(maxsize=4096)
+def whole_words(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """A case-insensitive pattern matching any of the phrases as whole words, longest first; compiled once per
+    phrase set (Python's own pattern cache is too small for a dataset's object combinations)."""
+    alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
 
 
 def _draw(rng: random.Random, vocabulary: list[str], avoid: set[str]) -> str | None:
@@ -169,13 +191,7 @@ def replace_objects(
         if choice is None:
             return ObjectResult(None, "no other object in the dataset's vocabulary")
         mapping[obj] = choice
-    pattern = "|".join(re.escape(o) for o in sorted(own, key=len, reverse=True))
-    text = re.sub(
-        rf"(?<![\w-])(?:{pattern})(?![\w-])",
-        lambda m: match_case(m.group(), mapping[m.group().lower()]),
-        caption,
-        flags=re.IGNORECASE,
-    )
+    text = whole_words(tuple(own)).sub(lambda m: match_case(m.group(), mapping[m.group().lower()]), caption)
     if text == caption:
         return ObjectResult(None, "its objects do not appear in the caption")
     return ObjectResult(text, None)

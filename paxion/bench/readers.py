@@ -55,7 +55,7 @@ READERS: dict[str, Callable[..., Annotations]] = {
     "mit": read_mit,
     "jsonl": read_jsonl,
 }
-_EXTRA_OPTIONS = {"ego4d": ("window",), "nextqa": ("video_map",)}
+_EXTRA_OPTIONS = {"ego4d": ("window", "noun_taxonomy", "stream"), "nextqa": ("video_map",)}
 
 
 def read_dataset(
@@ -65,17 +65,24 @@ def read_dataset(
     videos: str | Path | None = None,
     video_map: str | Path | None = None,
     window: float = WINDOW,
+    noun_taxonomy: str | Path | None = None,
+    stream: bool = False,
 ) -> Annotations:
     """Read annotations of a dataset named in READERS; raises AnnotationError when they hold no clip.
 
     video_map: NExT-QA's map_vid_vidorID.json (nextqa only). window: seconds around each Ego4D
-    narration.json timestamp (ego4d only, default 1.0).
+    narration.json timestamp (ego4d only, default 1.0). noun_taxonomy: Ego4D's narration_noun_taxonomy.csv,
+    naming EgoClip's `tag_noun` indices (ego4d only). stream: records re-read from the files at each pass
+    instead of a list, where the reader can (ego4d; the others always give a list).
     """
     if dataset not in READERS:
         raise AnnotationError(path, f"unknown dataset {dataset!r}; choose from {', '.join(READERS)}")
     if video_map is not None and dataset != "nextqa":
         raise AnnotationError(video_map, f"a video map is read for nextqa only, not {dataset}")
-    given = {"video_map": None if video_map is None else Path(video_map), "window": window}
+    if noun_taxonomy is not None and dataset != "ego4d":
+        raise AnnotationError(noun_taxonomy, f"a noun taxonomy is read for ego4d only, not {dataset}")
+    given = {"video_map": None if video_map is None else Path(video_map), "window": window,
+             "noun_taxonomy": None if noun_taxonomy is None else Path(noun_taxonomy), "stream": stream}
     extra = {k: given[k] for k in _EXTRA_OPTIONS.get(dataset, ())}
     annotations = READERS[dataset](Path(path), videos=None if videos is None else Path(videos), **extra)
     if not annotations.records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,8 @@ class ClipRecord:
     class_name: the class as text (Kinetics, Moments in Time, JSONL `label`), else None.
     aa_given, or_given: negatives shipped with the annotations (the paper's release), None = make our own.
     salient: a shipped state-change flag (the release's `if_keep`), None = computed at extraction.
+    nouns: the dataset's own noun tags of the clip (EgoClip `tag_noun` named through Ego4D's noun taxonomy),
+    lowercase; where given, only they head the caption's object phrases. Empty where none.
     origin: "file:line" the clip was read from, for error messages.
     """
 
@@ -37,13 +40,33 @@ class ClipRecord:
     aa_given: str | None = None
     or_given: str | None = None
     salient: bool | None = None
+    nouns: tuple[str, ...] = ()
     origin: str = ""
+
+
+class Clips:
+    """Clips read again from their files at each iteration, so millions of them are never held at once.
+
+    read: a function returning a fresh iterator over the clips, in file order.
+    """
+
+    def __init__(self, read: Callable[[], Iterator[ClipRecord]]) -> None:
+        self.read = read
+
+    def __iter__(self) -> Iterator[ClipRecord]:
+        return self.read()
+
+    def __bool__(self) -> bool:
+        return next(self.read(), None) is not None
 
 
 @dataclass
 class Annotations:
-    """A dataset's clips; `templates` are its class templates or names in label order (SSv2, Kinetics, ...), else None."""
+    """A dataset's clips; `templates` are its class templates or names in label order (SSv2, Kinetics, ...), else None.
+
+    records: a list, or `Clips` streamed from the files (`read_dataset(..., stream=True)`).
+    """
 
     dataset: str
-    records: list[ClipRecord] = field(default_factory=list)
+    records: list[ClipRecord] | Clips = field(default_factory=list)
     templates: list[str] | None = None
