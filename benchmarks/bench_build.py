@@ -45,8 +45,9 @@ VIDEO_ROWS = 400  # narrations per video, about an Ego4D video's
 def egoclip_rows(rows: int, *, seed: int = 0):
     """N EgoClip TSV lines (with the header first), both narration passes of each video."""
     rng = random.Random(seed)
-    yield "\t".join(["video_uid", "video_dur", "narration_source", "narration_ind", "narration_time", "clip_start",
-                     "clip_end", "clip_text", "tag_verb", "tag_noun"])
+    columns = ("video_uid", "video_dur", "narration_source", "narration_ind", "narration_time", "clip_start",
+               "clip_end", "clip_text", "tag_verb", "tag_noun")
+    yield "\t".join(columns)
     for i in range(rows):
         video, k = divmod(i, VIDEO_ROWS)
         source, ind = ("narration_pass_1", k) if k < VIDEO_ROWS // 2 else ("narration_pass_2", k - VIDEO_ROWS // 2)

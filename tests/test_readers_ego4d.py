@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from paxion.bench.build import build_bench
-from paxion.bench.readers import read_dataset, read_ego4d
 from paxion.bench.objects import clip_objects
+from paxion.bench.readers import read_dataset, read_ego4d
 from paxion.bench.records import Annotations, ClipRecord, Clips
 from paxion.cli import cli
 from paxion.errors import AnnotationError
