@@ -12,7 +12,7 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 5  # 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
+SCHEMA_VERSION = 6  # 6: per-clip aa_same/or_same, per-split counts; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -98,7 +98,9 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
-REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
+SAME_FIELDS = ("aa_same", "or_same")  # the AA / OR negative embeds like the caption (cut by the text encoder)
+REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *SAME_FIELDS,
+                   *INDEX_FIELDS)
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -107,7 +109,7 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
              "pooled": ("f4", (bb["embed_dim"],))} | ({"tokens_scale": ("f2", tokens[:-1])} if int8 else {})
-    specs = video | {"id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
+    specs = video | {"id": ("S", ()), "label": ("i4", ())} | {name: ("b1", ()) for name in ("salient", *SAME_FIELDS)}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
 
@@ -131,7 +133,9 @@ def layout_problems(f: h5py.File, manifest: dict, clips: int, names: list[str]) 
 
 
 def summarize(manifest: dict) -> dict:
-    """What `paxion cache info` shows: backbone, token dtype, per-split clips/shards/bytes, failures by reason."""
+    """What `paxion cache info` shows: backbone, token dtype, saliency settings, per split clips/shards/bytes, the
+    salient fraction and the clips whose caption the text encoder cut / whose AA or OR negative embeds like the
+    caption, failures by reason."""
     splits = {}
     for name, info in manifest["splits"].items():
         size = sum(s["bytes"] for s in info["shards"])
@@ -140,7 +144,8 @@ def summarize(manifest: dict) -> dict:
             "shards": len(info["shards"]),
             "bytes": size,
             "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0,
-        }
+            "salient_fraction": info["salient"] / info["clips"] if info["clips"] else 0.0,
+        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
     reasons: dict[str, int] = {}
     for f in manifest["failed"]:
         reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
@@ -148,6 +153,7 @@ def summarize(manifest: dict) -> dict:
         "backbone": manifest["backbone"],
         "frames": manifest["frames"],
         "token_dtype": manifest["token_dtype"],
+        "saliency": manifest["saliency"],
         "texts": manifest["texts"]["count"],
         "splits": splits,
         "failed": len(manifest["failed"]),
