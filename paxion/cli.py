@@ -385,9 +385,9 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
     share = f" ({100 * counts['salient'] / result.clips:.1f}%)" if result.clips else ""
     console.print(f"salient: {counts['salient']} of {result.clips} clips{share}", highlight=False)
     if counts["captions_cut"] or counts["aa_same"] or counts["or_same"]:
-        console.print(f"[yellow]note:[/yellow] {counts['captions_cut']} captions were truncated to the text "
-                      f"encoder's context; {counts['aa_same']} AA and {counts['or_same']} OR negatives embed like "
-                      "their caption after the cut and are left out of AA / OR", highlight=False)
+        console.print(f"[yellow]note:[/yellow] captions truncated to the text encoder's context: "
+                      f"{counts['captions_cut']}; {counts['aa_same']} AA and {counts['or_same']} OR negatives embed "
+                      "like their caption after the cut and are left out of AA / OR", highlight=False)
     for failure in result.failed[:10]:
         console.print(f"  failed {failure['split']}/{failure['id']} ({failure['video']}): {failure['reason']}",
                       highlight=False, markup=False)
@@ -418,7 +418,7 @@ def cache_info(root: str) -> None:
                   markup=False)
     console.print(cache_table(info))
     for name, split in info["splits"].items():
-        console.print(f"{name}: {split['captions_cut']} captions truncated to the text encoder's context; "
+        console.print(f"{name}: captions truncated to the text encoder's context: {split['captions_cut']}; "
                       f"{split['aa_same']} AA and {split['or_same']} OR negatives embed like their caption "
                       "(left out of AA / OR)", highlight=False, markup=False)
     console.print(f"{info['failed']} failed clips", highlight=False)

@@ -87,10 +87,10 @@ def test_the_cli_says_so_at_extract_info_and_eval(clip_spec, bench, tmp_path):
                                          "--device", "cpu"])
     assert out.exit_code == 0, out.output
     text = " ".join(out.output.split())
-    assert "1 captions were truncated to the text encoder's context; 1 AA and 1 OR negatives" in text
+    assert "captions truncated to the text encoder's context: 1; 1 AA and 1 OR negatives" in text
     info = runner.invoke(cli_module.cli, ["cache", "info", cache])
     assert info.exit_code == 0, info.output
-    assert ("validation: 1 captions truncated to the text encoder's context; 1 AA and 1 OR negatives embed like "
+    assert ("validation: captions truncated to the text encoder's context: 1; 1 AA and 1 OR negatives embed like "
             "their caption (left out of AA / OR)") in " ".join(info.output.split())
     scores = runner.invoke(cli_module.cli, ["eval", "--cache", cache, "--backbone-only", "--split", "validation",
                                             "--device", "cpu"])
