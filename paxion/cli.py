@@ -583,7 +583,7 @@ def _listed_clips(cache, split: str, ids_file: str | None):
 @run_option(help="Run directory written by `paxion train` (its model.pt is scored).")
 @click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
 @split_option()
-@json_option(writes='{"aa": {"accuracy", "n", "ci95"}, "vr": {..., "set"}, "or": ...}')
+@json_option(writes='{"aa": {"accuracy", "n", "ci95", "left_out"}, "vr": {..., "set"}, "or": ...}')
 @device_option()
 @batch_size_option(default=256, help="Clips scored per batch.")
 @ids_option()
@@ -594,7 +594,9 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
     Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
-    task and the number of pairs n; ties count as half correct. Writes nothing unless --json is given.
+    task and the number of pairs n; ties count as half correct. AA / OR pairs whose negative embeds like its
+    caption (both cut to the same tokens by the text encoder) are left out and counted. Writes nothing unless
+    --json is given.
     """
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
