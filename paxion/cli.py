@@ -354,10 +354,19 @@ def backbone_train_toy(world: str, out: str, epochs: int, seed: int, device: str
                    "[default: $WORLD_SIZE or 1].")
 @click.option("--shard-index", type=click.IntRange(min=0), default=None,
               help="This process's index in [0, --num-shards)  [default: $RANK or 0].")
+@click.option("--saliency-delta-vt", type=float, default=0.003, show_default=True,
+              help="State-change saliency (Appendix C): a clip is salient when its frame-text similarity changes "
+                   "between its halves by more than this ...")
+@click.option("--saliency-theta-vv", type=float, default=0.95, show_default=True,
+              help="... and the cosine between its two halves' mean frame embeddings is below this.")
+@click.option("--saliency-backbone", default=None,
+              help="Compute the saliency flags with this second backbone's frame and text embeddings (the paper "
+                   "used BLIP: hf-blip:NAME_OR_PATH)  [default: the extracting backbone].")
 @click.option("--overwrite", is_flag=True, help="Replace a cache made with another configuration in --out.")
 def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: int, splits: str | None,
                 batch_size: int, workers: int, device: str, token_dtype: str, shard_size: int,
-                num_shards: int | None, shard_index: int | None, overwrite: bool) -> None:
+                num_shards: int | None, shard_index: int | None, saliency_delta_vt: float, saliency_theta_vv: float,
+                saliency_backbone: str | None, overwrite: bool) -> None:
     """Run the frozen backbone once over every bench clip and write the feature cache to OUT.
 
     Per clip: tokens, per-frame and pooled embeddings, state-change saliency, indices into one deduplicated
@@ -370,16 +379,25 @@ def extract_cmd(bench_dir: str, videos: str, out: str, backbone: str, frames: in
 
     device = resolve_device(device)
     model = load_backbone(backbone, device=device)
+    saliency_model = None if saliency_backbone is None else load_backbone(saliency_backbone, device=device)
     with _bar() as bar:
         task = bar.add_task(f"extracting ({escape(backbone)} on {device})", total=None)
         result = extract(
             bench_dir, videos, out, model, splits=splits.split(",") if splits else None, frames=frames,
             batch_size=batch_size, workers=workers, device=device, token_dtype=token_dtype, shard_size=shard_size,
-            num_shards=num_shards, shard_index=shard_index, overwrite=overwrite,
+            num_shards=num_shards, shard_index=shard_index, delta_vt=saliency_delta_vt, theta_vv=saliency_theta_vv,
+            saliency_backbone=saliency_model, overwrite=overwrite,
             progress=lambda p: bar.update(task, completed=p.clips_done, total=p.clips_total),
         )
     console.print(f"{result.clips} clips cached, {len(result.failed)} failed; {result.shards_written} shards "
                   f"written, {result.shards_resumed} kept from an earlier run", highlight=False)
+    counts = result.counts
+    share = f" ({100 * counts['salient'] / result.clips:.1f}%)" if result.clips else ""
+    console.print(f"salient: {counts['salient']} of {result.clips} clips{share}", highlight=False)
+    if counts["captions_cut"] or counts["aa_same"] or counts["or_same"]:
+        console.print(f"[yellow]note:[/yellow] captions truncated to the text encoder's context: "
+                      f"{counts['captions_cut']}; {counts['aa_same']} AA and {counts['or_same']} OR negatives embed "
+                      "like their caption after the cut and are left out of AA / OR", highlight=False)
     for failure in result.failed[:10]:
         console.print(f"  failed {failure['split']}/{failure['id']} ({failure['video']}): {failure['reason']}",
                       highlight=False, markup=False)
@@ -404,7 +422,15 @@ def cache_info(root: str) -> None:
     console.print(f"{root}: backbone {bb['name']} ({bb['config_hash']}, {bb['num_params']:,} parameters, "
                   f"{'temporal' if bb['temporal'] else 'frame-wise'}), {info['frames']} frames, "
                   f"{info['token_dtype']} tokens, {info['texts']} distinct texts", highlight=False, markup=False)
+    sal = info["saliency"]
+    console.print(f"salient: delta_vt > {sal['delta_vt']:g} and theta_vv < {sal['theta_vv']:g}, from "
+                  f"{sal['backbone']['name'] if sal['backbone'] else 'the backbone'}'s embeddings", highlight=False,
+                  markup=False)
     console.print(cache_table(info))
+    for name, split in info["splits"].items():
+        console.print(f"{name}: captions truncated to the text encoder's context: {split['captions_cut']}; "
+                      f"{split['aa_same']} AA and {split['or_same']} OR negatives embed like their caption "
+                      "(left out of AA / OR)", highlight=False, markup=False)
     console.print(f"{info['failed']} failed clips", highlight=False)
     for reason, count in sorted(info["failed_reasons"].items(), key=lambda kv: -kv[1]):
         console.print(f"  {count} x {reason}", highlight=False, markup=False)
@@ -570,7 +596,7 @@ def _listed_clips(cache, split: str, ids_file: str | None):
 @run_option(help="Run directory written by `paxion train` (its model.pt is scored).")
 @click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
 @split_option()
-@json_option(writes='{"aa": {"accuracy", "n", "ci95"}, "vr": {..., "set"}, "or": ...}')
+@json_option(writes='{"aa": {"accuracy", "n", "ci95", "left_out"}, "vr": {..., "set"}, "or": ...}')
 @device_option()
 @batch_size_option(default=256, help="Clips scored per batch.")
 @ids_option()
@@ -582,7 +608,9 @@ def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split
     """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
 
     Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
-    task and the number of pairs n; ties count as half correct. Writes nothing unless --json is given.
+    task and the number of pairs n; ties count as half correct. AA / OR pairs whose negative embeds like its
+    caption (both cut to the same tokens by the text encoder) are left out and counted. Writes nothing unless
+    --json is given.
     """
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device

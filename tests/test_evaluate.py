@@ -44,6 +44,8 @@ class FakeCache:
             "aa_idx": np.array([c[2] for c in CLIPS], dtype=np.int32),
             "or_idx": np.array([c[3] for c in CLIPS], dtype=np.int32),
             "tokens": rng.normal(size=(n, T, N, D)).astype(np.float32),
+            "aa_same": np.zeros(n, dtype=bool),
+            "or_same": np.zeros(n, dtype=bool),
         }
         if temporal:
             self.data["pooled_rev"] = np.array([c[4] for c in CLIPS], dtype=np.float32)
@@ -113,9 +115,21 @@ def test_task_without_pairs_has_no_accuracy():
     cache = FakeCache()
     cache.data["aa_idx"][:] = -1
     result = actionbench(cache, BackboneScorer(temporal=False))
-    assert result["aa"] == {"accuracy": None, "n": 0, "ci95": None}
+    assert result["aa"] == {"accuracy": None, "n": 0, "ci95": None, "left_out": 0}
     with pytest.raises(CacheError, match="no split 'test'"):
         actionbench(cache, BackboneScorer(temporal=False), "test")
+
+
+@pytest.mark.parametrize("batch_size", [1, 256])
+def test_negatives_that_embed_like_their_caption_are_left_out_not_tied(batch_size):
+    cache = FakeCache()
+    cache.data["aa_same"][3] = True  # clip 3's AA pair (a tie) and clip 2's OR pair (a tie): truncated alike
+    cache.data["or_same"][2] = True
+    result = actionbench(cache, BackboneScorer(temporal=False), batch_size=batch_size)
+    assert (result["aa"]["n"], result["aa"]["accuracy"], result["aa"]["left_out"]) == (2, 50.0, 1)  # right, wrong
+    assert (result["or"]["n"], result["or"]["accuracy"], result["or"]["left_out"]) == (2, 100.0, 1)  # right, right
+    masked = actionbench(cache, BackboneScorer(temporal=False), clips=np.array([True, True, True, False]))
+    assert (masked["aa"]["left_out"], masked["or"]["left_out"]) == (0, 1)
 
 
 def test_load_scorer_checks_the_backbone_and_scores_a_run(tmp_path):
@@ -143,7 +157,7 @@ def test_eval_cli_writes_json(tmp_path):
     written = json.loads(out.read_text())
     assert set(written) == {"aa", "vr", "or"}
     for name, task in written.items():
-        assert set(task) == {"accuracy", "n", "ci95"} | ({"set"} if name == "vr" else set()) and task["n"] == 24
+        assert set(task) == {"accuracy", "n", "ci95"} | ({"set"} if name == "vr" else {"left_out"}) and task["n"] == 24
         lo, hi = task["ci95"]
         assert lo <= task["accuracy"] <= hi
     assert written["vr"]["accuracy"] == 50.0

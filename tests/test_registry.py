@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fakes import FakeBackbone, make_bench
@@ -13,6 +15,7 @@ from rich.console import Console
 
 import paxion
 from paxion import cli as cli_module
+from paxion.cache.reader import Cache
 from paxion.cli import cli
 from paxion.errors import BackboneError
 from paxion.extract.backbones import backbone_entries, load_backbone
@@ -131,8 +134,8 @@ def test_cli_lists_and_extracts_with_a_plug_in(plugin, tmp_path, monkeypatch):
     listing = CliRunner().invoke(cli, ["backbones"])
     assert listing.exit_code == 0, listing.output
     rows = {line.split("│")[1].strip(): line for line in listing.output.splitlines() if line.count("│") == 5}
-    assert set(rows) == {"toy", "hf-clip:NAME_OR_PATH", "hf-xclip:NAME_OR_PATH", "fake[:ARGS]", "toy[:ARGS]",
-                         "wrong[:ARGS]", "gone[:ARGS]"}
+    assert set(rows) == {"toy", "hf-clip:NAME_OR_PATH", "hf-xclip:NAME_OR_PATH", "hf-blip:NAME_OR_PATH", "fake[:ARGS]",
+                         "toy[:ARGS]", "wrong[:ARGS]", "gone[:ARGS]"}
     assert "yes" in rows["hf-xclip:NAME_OR_PATH"] and "paxion-test-plugin 1.2" in rows["fake[:ARGS]"]
     assert "unused: name taken" in rows["toy[:ARGS]"] and "unused" not in rows["toy"]
     bench, videos = make_bench(tmp_path, {"train": 2})
@@ -141,3 +144,17 @@ def test_cli_lists_and_extracts_with_a_plug_in(plugin, tmp_path, monkeypatch):
                                     "--device", "cpu"])
     assert done.exit_code == 0, done.output
     assert "2 clips cached, 0 failed" in done.output and plugin.calls == [("temporal", "cpu")]
+    # the plug-in's cache evaluates like any other: AA on both clips, VR from the stored reversed clips
+    scored = CliRunner().invoke(cli, ["eval", "--cache", str(tmp_path / "c"), "--backbone-only", "--split", "train",
+                                      "--device", "cpu", "--json", str(tmp_path / "eval.json")])
+    assert scored.exit_code == 0, scored.output
+    result = json.loads((tmp_path / "eval.json").read_text())
+    cache = Cache(tmp_path / "c")
+    clips = cache.read_split("train", ["pooled", "pooled_rev", "caption_idx", "aa_idx"])
+    emb = cache.text_emb / np.linalg.norm(cache.text_emb, axis=-1, keepdims=True)
+    video, reverse = (clips[k] / np.linalg.norm(clips[k], axis=-1, keepdims=True) for k in ("pooled", "pooled_rev"))
+    own = (video * emb[clips["caption_idx"]]).sum(-1)
+    aa = 100 * ((own > (video * emb[clips["aa_idx"]]).sum(-1)).mean())
+    vr = 100 * ((own > (reverse * emb[clips["caption_idx"]]).sum(-1)).mean())
+    assert (result["aa"]["n"], result["vr"]["n"], result["or"]["n"]) == (2, 2, 0)
+    assert result["aa"]["accuracy"] == pytest.approx(aa) and result["vr"]["accuracy"] == pytest.approx(vr)

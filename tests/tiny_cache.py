@@ -61,18 +61,21 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
             "delta_vt": np.ones(n, dtype=np.float32),
             "theta_vv": np.zeros(n, dtype=np.float32),
             "salient": rng.random(n) < 0.8,
+            "aa_same": np.zeros(n, dtype=bool),
+            "or_same": np.zeros(n, dtype=bool),
         }
         shards = []
         for k, start in enumerate(range(0, n, shard_size)):
             writer = ShardWriter(root / shard_file(split, k), capacity=min(shard_size, n - start))
             writer.append({name: a[start:start + shard_size] for name, a in fields.items()})
             shards.append(writer.finish())
-        splits[split] = {"clips": n, "shards": shards}
+        splits[split] = {"clips": n, "shards": shards, "captions_cut": 0, "aa_same": 0, "or_same": 0,
+                         "salient": int(fields["salient"].sum())}
     backbone = {"name": "fake-framewise", "config_hash": f"fake{seed}", "temporal": False, "embed_dim": DIM,
                 "token_dim": DIM, "tokens_per_frame": TOKENS, "num_params": 1_000_000}
     write_json(root / "manifest.json", {
         "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": "fp16",
-        "saliency": {"delta_vt": 0.003, "theta_vv": 0.95},
+        "saliency": {"delta_vt": 0.003, "theta_vv": 0.95, "backbone": None},
         "bench": {"dataset": "tiny", "builtin_world": builtin_world, "classes": None, "temporal_classes": None},
         "texts": texts_record, "splits": splits, "failed": []})
     return root

@@ -25,6 +25,6 @@ def saliency_summary(cache, split: str = "validation", *, examples: int = 3, see
         "split": split,
         "kept": int(salient.sum()),
         "total": len(salient),
-        "thresholds": dict(cache.manifest.get("saliency", {})),
+        "thresholds": {k: v for k, v in cache.manifest.get("saliency", {}).items() if k in ("delta_vt", "theta_vv")},
         "examples": {"kept": pick(salient), "skipped": pick(~salient)},
     }

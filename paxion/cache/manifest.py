@@ -15,8 +15,8 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 6  # 6: int8 tokens with a channel scale; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128;
-# 3: hand-made checksums
+SCHEMA_VERSION = 7  # 7: per-clip aa_same/or_same, per-split counts; 6: int8 tokens with a channel scale; 5: per-clip
+# class_idx; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -154,6 +154,7 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
+SAME_FIELDS = ("aa_same", "or_same")  # the AA / OR negative embeds like the caption (cut by the text encoder)
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -163,7 +164,7 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
              "pooled": ("f4", (bb["embed_dim"],))} | (
         {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {})
-    specs = video | {"id": ("S", ()), "label": ("i4", ()), "salient": ("b1", ())}
+    specs = video | {"id": ("S", ()), "label": ("i4", ())} | {name: ("b1", ()) for name in ("salient", *SAME_FIELDS)}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
 
@@ -210,12 +211,19 @@ def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, co
 
 
 def summarize(manifest: dict) -> dict:
-    """What `paxion cache info` shows: backbone, token dtype, per-split clips/shards/bytes, failures by reason."""
+    """What `paxion cache info` shows: backbone, token dtype, saliency settings, per split clips/shards/bytes, the
+    salient fraction and the clips whose caption the text encoder cut / whose AA or OR negative embeds like the
+    caption, failures by reason."""
     splits = {}
     for name, info in manifest["splits"].items():
         size = sum(s["bytes"] for s in info["shards"])
-        splits[name] = {"clips": info["clips"], "shards": len(info["shards"]), "bytes": size,
-                        "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0}
-    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype")},
+        splits[name] = {
+            "clips": info["clips"],
+            "shards": len(info["shards"]),
+            "bytes": size,
+            "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0,
+            "salient_fraction": info["salient"] / info["clips"] if info["clips"] else 0.0,
+        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
+    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype", "saliency")},
             "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
             "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}

@@ -30,8 +30,17 @@ from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.device import resolve_device
 from paxion.errors import CacheError, PaxionError
 from paxion.extract.decoding import decode_batches
-from paxion.extract.saliency import DELTA_VT, THETA_VV, state_change
-from paxion.extract.texts import distinct_texts, encode_texts, text_indices
+from paxion.extract.saliency import DELTA_VT, THETA_VV, second_model_embeddings, state_change
+from paxion.extract.texts import distinct_texts, encode_texts, same_as_caption, text_indices
+
+# Per-split counts the manifest keeps (docs/architecture.md §5): clips whose caption the text encoder cut, whose
+# AA / OR negative embeds like the caption (left out of AA / OR), and clips flagged salient.
+CLIP_COUNTS = ("captions_cut", "aa_same", "or_same", "salient")
+
+
+def add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """The sum of two CLIP_COUNTS dicts."""
+    return {name: total[name] + more[name] for name in CLIP_COUNTS}
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class ExtractResult:
     shards_written: int = 0
     shards_resumed: int = 0
     complete: bool = False  # every shard of every process is done and manifest.json is written
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLIP_COUNTS, 0))  # CLIP_COUNTS, summed
 
 
 def work_split(num_shards: int | None = None, shard_index: int | None = None) -> tuple[int, int]:
@@ -173,11 +183,16 @@ def _done(out: Path, plan: ShardPlan) -> dict | None:
 
 
 class _ShardEncoder:
-    """Turns a batch of decoded clips of one shard into the shard's per-clip arrays (features, texts, saliency)."""
+    """Turns a batch of decoded clips of one shard into the shard's per-clip arrays (features, texts, saliency).
 
-    def __init__(self, backbone: torch.nn.Module, device: torch.device, index: dict[str, int], text_emb: np.ndarray,
-                 saliency: dict) -> None:
-        self.backbone, self.device, self.index, self.text_emb, self.saliency = backbone, device, index, text_emb, saliency
+    cut: per text of the table, whether the text encoder cut it. saliency_backbone: computes the saliency flags from
+    its own frame and caption embeddings (None = the extracting backbone's)."""
+
+    def __init__(self, backbone: torch.nn.Module, device: torch.device, texts: list[str], text_emb: np.ndarray,
+                 cut: np.ndarray, saliency: dict, saliency_backbone: torch.nn.Module | None = None) -> None:
+        self.backbone, self.device, self.texts, self.text_emb, self.cut = backbone, device, texts, text_emb, cut
+        self.index = {t: i for i, t in enumerate(texts)}
+        self.saliency, self.saliency_backbone = saliency, saliency_backbone
 
     def __call__(self, plan: ShardPlan, positions: list[int], frames: np.ndarray) -> dict[str, np.ndarray]:
         """Arrays for the clips `plan.records[positions]` whose decoded frames are `frames` [B, T, H, W, 3]."""
@@ -187,11 +202,21 @@ class _ShardEncoder:
         arrays = {name: np.stack([r[name] for r in refs]) for name in refs[0]}
         arrays["id"] = np.array([r["id"] for r in records], dtype=object)
         arrays["label"] = np.array([-1 if r.get("label") is None else r["label"] for r in records], dtype=np.int32)
-        delta, theta, keep = state_change(
-            torch.from_numpy(feats["frames"]), torch.from_numpy(self.text_emb[arrays["caption_idx"]]), **self.saliency
-        )
+        for task in ("aa", "or"):
+            arrays[f"{task}_same"] = same_as_caption(self.text_emb, arrays["caption_idx"], arrays[f"{task}_idx"])
+        if self.saliency_backbone is None:
+            frame_emb, caption_emb = torch.from_numpy(feats["frames"]), torch.from_numpy(self.text_emb[arrays["caption_idx"]])
+        else:
+            captions = [self.texts[i] for i in arrays["caption_idx"]]
+            frame_emb, caption_emb = second_model_embeddings(self.saliency_backbone, frames, captions)
+        delta, theta, keep = state_change(frame_emb, caption_emb, **self.saliency)
         keep = torch.tensor([k if r.get("salient") is None else r["salient"] for r, k in zip(records, keep.tolist())])
         return arrays | feats | {"delta_vt": delta.numpy(), "theta_vv": theta.numpy(), "salient": keep.numpy()}
+
+    def counts(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+        """CLIP_COUNTS of a batch of arrays made by this encoder."""
+        return {"captions_cut": int(self.cut[arrays["caption_idx"]].sum()), "aa_same": int(arrays["aa_same"].sum()),
+                "or_same": int(arrays["or_same"].sum()), "salient": int(arrays["salient"].sum())}
 
 
 def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, meta: dict, texts: dict,
@@ -201,12 +226,13 @@ def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, 
     parts = [_done(out, plan) for plan in plans]
     if any(p is None for p in parts):
         return None
-    by_split: dict[str, dict] = {name: {"clips": 0, "shards": []} for name in splits}
+    by_split: dict[str, dict] = {name: {"clips": 0, "shards": []} | dict.fromkeys(CLIP_COUNTS, 0) for name in splits}
     for plan, part in zip(plans, parts):
         split = by_split[plan.split]
         if part["shard"] is not None:
             split["clips"] += part["shard"]["clips"]
             split["shards"].append(part["shard"])
+        split |= add_counts(split, part["counts"])
     manifest = config | {
         "bench": meta, "texts": texts, "splits": by_split, "failed": [f for p in parts for f in p["failed"]],
     }
@@ -231,14 +257,18 @@ def extract(
     shard_index: int | None = None,
     delta_vt: float = DELTA_VT,
     theta_vv: float = THETA_VV,
+    saliency_backbone: torch.nn.Module | None = None,
     overwrite: bool = False,
     progress: Callable[[ExtractProgress], None] | None = None,
 ) -> ExtractResult:
     """Extract this process's shards of the bench into `out_dir`; write manifest.json when every shard is done.
 
     Defaults: every split of meta.json, 8 frames, batches of 32, 2 decoding workers, fp16 tokens, 512 clips per
-    shard, the saliency thresholds of the paper; num_shards / shard_index default to torchrun's WORLD_SIZE / RANK,
-    else one process. Finished shards of an earlier run with the same configuration are kept, so rerunning after
+    shard, the saliency thresholds of the paper (Appendix C) computed from the backbone's own embeddings unless
+    `saliency_backbone` is given (the paper used BLIP); num_shards / shard_index default to torchrun's WORLD_SIZE /
+    RANK, else one process. The result and the manifest count, per split, the clips whose caption the text encoder
+    cut and whose AA / OR negative then embeds like the caption (stored per clip as `aa_same` / `or_same`; ActionBench
+    leaves those pairs out), and the salient clips. Finished shards of an earlier run with the same configuration are kept, so rerunning after
     a crash redoes only the rest. Clips whose video cannot be decoded are skipped and listed in the manifest (a
     decoding worker that dies on a clip fails that clip, see `decode_batches`); raises PaxionError when every clip of
     this process's shards failed.
@@ -249,14 +279,15 @@ def extract(
     bench_dir, videos, out = Path(bench_dir), Path(videos_dir), Path(out_dir)
     meta, records = read_bench(bench_dir, splits)
     saliency = {"delta_vt": delta_vt, "theta_vv": theta_vv}
+    saliency_record = None if saliency_backbone is None else {
+        "name": saliency_backbone.name, "config_hash": saliency_backbone.config_hash()}
     config = {
         "schema_version": SCHEMA_VERSION, "backbone": backbone_record(backbone), "frames": frames,
-        "token_dtype": token_dtype, "shard_size": shard_size, "saliency": saliency,
+        "token_dtype": token_dtype, "shard_size": shard_size, "saliency": saliency | {"backbone": saliency_record},
         "bench_sha256": _bench_digest(bench_dir, list(records)),
     }
     _prepare_dir(out, config, overwrite=overwrite)
     texts = distinct_texts(r for rows in records.values() for r in rows)
-    index = {t: i for i, t in enumerate(texts)}
     texts_record, text_emb = _text_table(out, backbone, texts)
 
     plans = plan_shards(records, shard_size)
@@ -271,33 +302,38 @@ def extract(
         result.shards_resumed += 1
         result.clips += part["shard"]["clips"] if part["shard"] else 0
         result.failed += part["failed"]
+        result.counts = add_counts(result.counts, part["counts"])
 
     clips = [r for plan in todo for r in plan.records]
     workers = workers if clips else 0
     batches = decode_batches(clips, _batches(todo, batch_size), videos, num_frames=frames, size=backbone.image_size,
                              workers=workers)
-    encode = _ShardEncoder(backbone, resolve_device(device), index, text_emb, saliency)
+    encode = _ShardEncoder(backbone, resolve_device(device), texts, text_emb, np.array(backbone.truncated(texts), bool),
+                           saliency, saliency_backbone)
     done = 0
     for plan in todo:
         writer = ShardWriter(out / shard_file(plan.split, plan.k), capacity=len(plan.records), token_dtype=token_dtype)
-        failed = []
+        failed, counts = [], dict.fromkeys(CLIP_COUNTS, 0)
         try:
             for _ in range(-(-len(plan.records) // batch_size)):
                 batch = next(batches)
                 failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
                 if batch["frames"] is not None:
-                    writer.append(encode(plan, [i - done for i in batch["pos"]], batch["frames"]))
+                    arrays = encode(plan, [i - done for i in batch["pos"]], batch["frames"])
+                    writer.append(arrays)
+                    counts = add_counts(counts, encode.counts(arrays))
                 if progress:
                     progress(ExtractProgress(batch["end"], len(clips), result.shards_written, len(todo)))
             record = writer.finish()
         except BaseException:
             writer.abort()
             raise
-        write_json(out / PARTS_DIR / part_file(plan.split, plan.k), {"shard": record, "failed": failed})
+        write_json(out / PARTS_DIR / part_file(plan.split, plan.k), {"shard": record, "failed": failed, "counts": counts})
         done += len(plan.records)
         result.shards_written += 1
         result.clips += writer.count
         result.failed += failed
+        result.counts = add_counts(result.counts, counts)
         if progress:
             progress(ExtractProgress(done, len(clips), result.shards_written, len(todo)))
     manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,3 +24,12 @@ def state_change(
     delta = (sim[:, :half].mean(dim=1) - sim[:, half:].mean(dim=1)).abs()
     theta = F.cosine_similarity(frames[:, :half].mean(dim=1), frames[:, half:].mean(dim=1), dim=-1)
     return delta, theta, (delta > delta_vt) & (theta < theta_vv)
+
+
+@torch.inference_mode()
+def second_model_embeddings(backbone: torch.nn.Module, frames: np.ndarray, captions: list[str]
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame embeddings [B, T, d] and caption embeddings [B, d] of decoded clips (uint8 [B, T, H, W, 3]) by a
+    second backbone, for `state_change` (the paper computes the flags with BLIP, Appendix C)."""
+    frame_emb = backbone.encode_video(backbone.preprocess(frames)).frames
+    return frame_emb.float().cpu(), backbone.encode_text(captions).float().cpu()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+SAME_TOLERANCE = 1e-6  # a negative whose cosine with its caption is within this of 1 can only tie with it
 TEXT_FIELDS = {"caption": "caption_idx", "template": "template_idx", "aa_caption": "aa_idx", "or_caption": "or_idx"}
 
 
@@ -48,3 +49,16 @@ def encode_texts(backbone: torch.nn.Module, texts: list[str], *, batch_size: int
     """Raw text embeddings [n, d] float32 of `texts`, encoded `batch_size` at a time."""
     chunks = [backbone.encode_text(texts[i:i + batch_size]).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, backbone.embed_dim), dtype=np.float32)
+
+
+def same_as_caption(emb: np.ndarray, caption_idx: np.ndarray, negative_idx: np.ndarray) -> np.ndarray:
+    """Per clip, whether its negative (AA or OR text index, -1 = none) embeds like its caption: cosine of the raw
+    text embeddings `emb` [n_text, d] within SAME_TOLERANCE of 1. This happens when the text encoder cut both to the
+    same tokens (a caption longer than its context with the action word past the cut); such a pair can only tie.
+    Returns bool [B]; False where there is no negative."""
+    has = negative_idx >= 0
+    a = emb[caption_idx].astype(np.float64)
+    b = emb[np.where(has, negative_idx, caption_idx)].astype(np.float64)
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    cosine = (a * b).sum(-1) / np.maximum(norms, np.finfo(np.float64).tiny)
+    return has & (cosine >= 1 - SAME_TOLERANCE)

@@ -148,11 +148,11 @@ def backbones_table(entries: Sequence) -> Table:
 
 
 def cache_table(info: dict) -> Table:
-    """Clips, shards and bytes per split of a cache (`paxion.cache.manifest.summarize`)."""
-    table = _table(None, ["split", "clips", "shards", "MB", "KB per clip"])
+    """Clips, shards, bytes and the salient fraction per split of a cache (`paxion.cache.manifest.summarize`)."""
+    table = _table(None, ["split", "clips", "shards", "MB", "KB per clip", "salient %"])
     for name, split in info["splits"].items():
         table.add_row(escape(name), str(split["clips"]), str(split["shards"]), f"{split['bytes'] / 1e6:.1f}",
-                      f"{split['bytes_per_clip'] / 1e3:.1f}")
+                      f"{split['bytes_per_clip'] / 1e3:.1f}", f"{100 * split['salient_fraction']:.1f}")
     return table
 
 
@@ -167,6 +167,10 @@ def actionbench_table(scores: dict[str, dict], *, title: str, params: dict[str, 
                 for key, name in TASK_NAMES.items()]
     first = next(iter(scores.values()))
     caption = f"n = {' / '.join(str(first[k]['n']) for k in TASK_NAMES)} pairs (AA / VR / OR); chance 50"
+    left_out = [first[k].get("left_out", 0) for k in ("aa", "or")]  # results saved before the count existed lack it
+    if any(left_out):
+        caption += (f"; left out: {left_out[0]} AA / {left_out[1]} OR pairs whose negative embeds like the caption "
+                    "(text encoder context: truncated to the same tokens)")
     return ModelTables(title=title, names=names, columns=columns, caption=caption)
 
 

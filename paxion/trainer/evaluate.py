@@ -48,7 +48,9 @@ def actionbench(
     AA / OR: clips with an antonym / object-replaced caption, score(clip, caption) vs score(clip, negative).
     VR: score(clip, caption) vs score(reversed clip, caption) on every clip (vr_set "all", the default) or on
     the clips with an AA caption (vr_set "aa", the paper's set); the result's "vr" names it as "set".
-    Ties count 0.5. clips: bool mask [n] of the split's clips to score (default None = all).
+    Ties count 0.5. clips: bool mask [n] of the split's clips to score (default None = all). AA / OR pairs whose
+    negative embeds like the caption (the cache's `aa_same` / `or_same`: the text encoder cut both to the same
+    tokens) are left out, not scored as ties; the task's "left_out" counts them.
     """
     if vr_set not in VR_SETS:
         raise PaxionError(f"unknown VR clip set {vr_set!r}; choose one of {', '.join(VR_SETS)}")
@@ -56,8 +58,9 @@ def actionbench(
     start = 0
     texts = scorer.encode_text(torch.as_tensor(np.asarray(cache.text_emb)).to(device))
     video_fields = (*scorer.video_fields(), *scorer.video_fields(reverse=True))
-    fields = tuple(dict.fromkeys((*video_fields, "caption_idx", "aa_idx", "or_idx")))
+    fields = tuple(dict.fromkeys((*video_fields, "caption_idx", "aa_idx", "or_idx", "aa_same", "or_same")))
     credits = {task: [] for task in TASKS}
+    left_out = {"aa": 0, "or": 0}
     with torch.no_grad():
         for batch in iter_batches(cache, split, fields, batch_size=batch_size, device=device):
             video = scorer.encode_video(batch)
@@ -70,10 +73,15 @@ def actionbench(
             for task in ("aa", "or"):
                 negative_idx = batch[f"{task}_idx"].long()
                 has = (negative_idx >= 0) & keep
+                same = has & batch[f"{task}_same"].bool()
+                left_out[task] += int(same.sum())
+                has &= ~same
                 negative = pair_scores(video[has], texts[negative_idx[has]])
                 credits[task].append(pair_credit(own[has], negative))
             if progress is not None:
                 progress(len(video))
     result = {task: summarise(torch.cat(credits[task] or [torch.zeros(0)]).cpu().numpy()) for task in TASKS}
     result["vr"]["set"] = vr_set
+    for task, n in left_out.items():
+        result[task]["left_out"] = n
     return result

@@ -100,3 +100,7 @@ class Backbone(nn.Module, abc.ABC):
     @abc.abstractmethod
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Embed texts into the joint space: [n, d], not normalised."""
+
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Per text, whether `encode_text` cuts it to fit the text encoder's context; default: never."""
+        return [False] * len(texts)

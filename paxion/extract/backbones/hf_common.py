@@ -95,12 +95,18 @@ class HFBackbone(Backbone):
             inputs = self.tokenizer(
                 texts[i : i + self.text_batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
             ).to(self.device)
-            out.append(
-                _pooled(
-                    self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-                )
-            )
+            out.append(self._text_features(inputs["input_ids"], inputs["attention_mask"]))
         return torch.cat(out)
+
+    def _text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Projected features [n, d] of tokenised texts."""
+        return _pooled(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Per text, whether its token sequence is longer than the text encoder's `max_position_embeddings`."""
+        max_len = self.model.config.text_config.max_position_embeddings
+        lengths = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"] if texts else []
+        return [len(ids) > max_len for ids in lengths]
 
     @classmethod
     def load(cls, target: str, *, device: str | torch.device = "cpu") -> HFBackbone:
