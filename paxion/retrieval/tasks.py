@@ -78,13 +78,15 @@ def retrieval_both_ways(
     *,
     ks: tuple[int, ...] = (1, 5, 10),
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """{"v2t": metrics, "t2v": metrics} of videos [n, L, d] and texts [m, d]; a pair matches when keys are equal."""
-    text_index = ExactIndex(texts)
+    """{"v2t": metrics, "t2v": metrics} of videos [n, L, d] and texts [m, d]; a pair matches when keys are equal.
+    FAISS searches on the GPU only when `device` is CUDA."""
+    text_index = ExactIndex(texts, device=device)
     v2t = retrieval_metrics(
         text_index, videos, video_keys, text_keys, ks=ks, progress=_stage(progress, "video to text", len(videos))
     )
-    video_index = ExactIndex(videos)
+    video_index = ExactIndex(videos, device=device)
     t2v = retrieval_metrics(
         video_index, texts, text_keys, video_keys, ks=ks, progress=_stage(progress, "text to video", len(texts))
     )
@@ -137,7 +139,7 @@ def run_task(
         "zeroshot" (classify into `classes`, default the bench classes, in label order; accuracy against `label`).
     Retrieval tasks return {"v2t": {"r<k>": %, "medr", "n"}, "t2v": {...}}; their texts are the distinct captions
     (templates) of the split's clips, several clips per text allowed. mc and zeroshot return {"accuracy": %, "n",
-    "ci95"}, predicting the highest-scoring candidate (ties: the lowest index).
+    "ci95"}, predicting the highest-scoring candidate (m tied top candidates: 1/m credit if one is right).
     ks: recall cut-offs (default 1, 5, 10). ensemble_with: a second scorer (the backbone) whose softmax
     probabilities are added to the model's (mc and zeroshot only; default None). batch_size: clips encoded
     together (default 256). progress(stage, advance, total) reports long stages.
@@ -155,7 +157,8 @@ def run_task(
         kept = keys >= 0
         text_ids = np.unique(keys[kept])
         texts = _encode_texts(scorer, cache, text_ids, device=device, batch_size=batch_size)
-        return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress)
+        return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress,
+                                   device=device)
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
         text_ids, answers, kept = fields["mc_idx"].astype(np.int64), fields["mc_answer"], slice(None)
