@@ -326,7 +326,8 @@ class _Tally:
     def report(self, clips_in_flight: int = 0) -> None:
         if self.progress:
             shards = self.result.shards_written + self.result.shards_resumed
-            self.progress(ExtractProgress(self.clips_done + clips_in_flight, self.clips_total, shards, self.shards_total))
+            done = self.clips_done + clips_in_flight
+            self.progress(ExtractProgress(done, self.clips_total, shards, self.shards_total))
 
     def shard(self, plan: ShardPlan, part: dict, *, written: bool) -> None:
         """Count a finished shard (`part`: its sidecar record), written by this call or found finished."""
