@@ -346,26 +346,27 @@ def _write_shards(out: Path, plans: list[ShardPlan], encode: _ShardEncoder, vide
     batches = decode_batches(clips, _batches(plans, batch_size), videos, num_frames=frames,
                              size=encode.backbone.image_size, workers=workers if clips else 0)
     done = 0
-    for plan in plans:
-        writer = ShardWriter(out / shard_file(plan.split, plan.k), capacity=len(plan.records), token_dtype=token_dtype)
-        failed = []
-        try:
-            for _ in range(-(-len(plan.records) // batch_size)):
-                batch = next(batches)
-                failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
-                if batch["frames"] is not None:
-                    writer.append(encode(plan, [i - done for i in batch["pos"]], batch["frames"]))
-                tally.report(batch["end"] - done)
-            record = writer.finish()
-        except BaseException:
-            writer.abort()
-            batches.close()
-            raise
-        part = {"shard": record, "failed": failed}
-        write_json(out / PARTS_DIR / part_file(plan.split, plan.k), part)
-        done += len(plan.records)
-        tally.shard(plan, part, written=True)
-    batches.close()
+    try:
+        for plan in plans:
+            path = out / shard_file(plan.split, plan.k)
+            writer, failed = ShardWriter(path, capacity=len(plan.records), token_dtype=token_dtype), []
+            try:
+                for _ in range(-(-len(plan.records) // batch_size)):
+                    batch = next(batches)
+                    failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
+                    if batch["frames"] is not None:
+                        writer.append(encode(plan, [i - done for i in batch["pos"]], batch["frames"]))
+                    tally.report(batch["end"] - done)
+                record = writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
+            part = {"shard": record, "failed": failed}
+            write_json(out / PARTS_DIR / part_file(plan.split, plan.k), part)
+            done += len(plan.records)
+            tally.shard(plan, part, written=True)
+    finally:
+        batches.close()  # stops the decoding workers now, not when the generator is collected
 
 
 def extract(
