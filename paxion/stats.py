@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 Z_95 = 1.96
+# Two scores within this much of each other are a tie: half credit for a pair, 1/m among m tied candidates.
+TIE_TOLERANCE = 1e-6
 
 
 def wilson_interval(correct: float, n: int, *, z: float = Z_95) -> list[float]:

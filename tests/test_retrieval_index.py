@@ -106,17 +106,19 @@ class _FakeGpuIndex:
         return self.inner.search(x, k)
 
 
-@pytest.mark.parametrize("gpus", [0, 1])
-def test_gpu_index_only_when_faiss_has_gpus_and_deep_k_falls_back(monkeypatch, gpus):
+@pytest.mark.parametrize(("gpus", "device", "on_gpu"), [
+    (0, "cuda", False), (1, "cuda", True), (1, "cuda:1", True), (1, "cpu", False), (1, "auto", False),
+])
+def test_gpu_index_only_for_a_cuda_device_faiss_can_use_and_deep_k_falls_back(monkeypatch, gpus, device, on_gpu):
     _FakeGpuIndex.created = 0
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: gpus)
     monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
     monkeypatch.setattr(faiss, "GpuIndexFlatIP", _FakeGpuIndex, raising=False)
     rng = np.random.default_rng(5)
     items, queries = _grid(rng, (2600, 3)), _grid(rng, (4, 3))
-    index = ExactIndex(items)
-    assert index.on_gpu == bool(gpus)
-    assert _FakeGpuIndex.created == gpus
+    index = ExactIndex(items, device=device)
+    assert index.on_gpu == on_gpu
+    assert _FakeGpuIndex.created == int(on_gpu)
     for k in (10, 2500):  # 2500 + margin is deeper than a GPU index returns
         _, ids = index.search(queries, k)
         np.testing.assert_array_equal(ids, _reference(queries, items, k)[1])

@@ -7,6 +7,7 @@ import pytest
 
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import choice_accuracy, ensemble_probabilities, first_hit_ranks, retrieval_metrics
+from paxion.trainer.evaluate import wilson_interval
 
 # Four items in 2-D with keys a=0, b=1, b=1, c=2.
 ITEMS = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
@@ -51,13 +52,25 @@ def test_multi_vector_item_counts_its_best_vector():
     np.testing.assert_array_equal(ranks, [1])
 
 
-def test_choice_accuracy_breaks_ties_towards_the_lowest_index():
-    scores = np.array([[0.1, 0.5, 0.5], [0.9, 0.2, 0.1], [0.3, 0.3, 0.3], [0.2, 0.7, 0.7]])
-    answers = np.array([1, 0, 2, 2])
-    # predictions 1 (tie of 1 and 2), 0, 0 (three-way tie), 1: two of four right
+def test_choice_accuracy_splits_credit_among_tied_top_candidates():
+    scores = np.array([[0.1, 0.5, 0.5], [0.9, 0.2, 0.1], [0.3, 0.3, 0.3], [0.2, 0.7, 0.7], [0.4, 0.4 + 5e-7, 0.1]])
+    answers = np.array([1, 0, 2, 0, 0])
+    # credits: 1/2 (answer in a two-way tie), 1, 1/3 (three-way tie), 0 (answer below the tie), 1/2 (within 1e-6)
     out = choice_accuracy(scores, answers)
-    assert (out["accuracy"], out["n"]) == (50.0, 4)
-    assert out["ci95"][0] < 50.0 < out["ci95"][1]
+    correct = 0.5 + 1 + 1 / 3 + 0 + 0.5
+    assert out["n"] == 5
+    assert out["accuracy"] == pytest.approx(100 * correct / 5)
+    assert out["ci95"] == pytest.approx(wilson_interval(correct, 5))
+
+
+def test_choice_accuracy_of_all_ties_is_chance_whatever_the_answer_order():
+    scores = np.zeros((8, 4))
+    for answers in (np.zeros(8, dtype=int), np.arange(8) % 4):
+        assert choice_accuracy(scores, answers)["accuracy"] == pytest.approx(25.0)
+
+
+def test_choice_accuracy_gives_nothing_for_an_answer_outside_the_candidates():
+    assert choice_accuracy(np.array([[0.5, 0.5], [0.5, 0.1]]), np.array([-1, 2]))["accuracy"] == 0.0
 
 
 def test_backbone_ensemble_adds_softmax_probabilities():

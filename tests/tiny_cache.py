@@ -8,6 +8,7 @@ Action Antonym accuracy is near chance and Video Reversal is all ties, while the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,14 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
         "bench": {"dataset": "tiny", "builtin_world": builtin_world, "classes": None, "temporal_classes": None},
         "texts": texts_record, "splits": splits, "failed": []})
     return root
+
+
+def replace_shard(root: str | Path, split: str, k: int, fields: dict[str, np.ndarray]) -> None:
+    """Rewrite shard k of a split with `fields` (e.g. its own fields plus NExT-QA's mc_idx / mc_answer) and
+    update its record in the manifest."""
+    root = Path(root)
+    writer = ShardWriter(root / shard_file(split, k), capacity=len(fields["id"]))
+    writer.append(fields)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["splits"][split]["shards"][k] = writer.finish()
+    write_json(root / "manifest.json", manifest)

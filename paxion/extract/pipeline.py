@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import h5py
 import numpy as np
 import torch
 
-from paxion.atomic import ensure_dir, write_json
+from paxion.atomic import TMP_MARK, ensure_dir, write_json
 from paxion.bench.files import read_bench
 from paxion.cache.manifest import (
     CONFIG_FILE,
@@ -26,7 +28,7 @@ from paxion.cache.manifest import (
     read_json,
     shard_file,
 )
-from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
+from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, remove_stale_temporaries, write_texts
 from paxion.device import resolve_device
 from paxion.errors import CacheError, PaxionError
 from paxion.extract.decoding import decode_batches
@@ -74,7 +76,7 @@ class ExtractResult:
     clips: int = 0
     failed: list[dict] = field(default_factory=list)
     shards_written: int = 0
-    shards_resumed: int = 0
+    shards_resumed: int = 0  # finished by an earlier run or by another process on the same --out
     complete: bool = False  # every shard of every process is done and manifest.json is written
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLIP_COUNTS, 0))  # CLIP_COUNTS, summed
 
@@ -135,8 +137,67 @@ def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.d
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 
+FOLDER_LOCK = ".extract.lock"  # held while one process checks, clears or sets up --out, or writes manifest.json
+CLAIM = 4  # shards a process claims (locks) at once; one decoding pipeline runs over them
+
+
+@contextmanager
+def _locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive flock(2) on `path` (created if missing) inside the block; yields False at once, holding
+    nothing, when another process holds it and not `wait`.
+
+    The kernel drops the lock when its holder dies (SIGKILL included), so no stale lock survives a crash. On a
+    network file system the lock reaches other machines where the file system supports it (Linux NFS maps flock
+    to its byte-range locks). Raises PaxionError when the file system refuses locks.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PaxionError(f"{path}: cannot create the lock file ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        except OSError as exc:
+            raise PaxionError(f"{path}: cannot lock ({exc.strerror or exc}); use a local --out") from None
+        yield True
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
+
+
+def _shard_lock(out: Path, plan: ShardPlan) -> Path:
+    """The lock a process holds while it writes shard `plan` (inside PARTS_DIR)."""
+    return out / PARTS_DIR / Path(part_file(plan.split, plan.k)).with_suffix(".lock")
+
+
+def _busy_shard(parts: Path) -> Path | None:
+    """A shard lock in `parts` that another live process holds (it is writing that shard), else None."""
+    for path in sorted(parts.glob("*.lock")):
+        with _locked(path, wait=False) as free:
+            if not free:
+                return path
+    return None
+
+
+def _remove_dead_temporaries(out: Path) -> None:
+    """Delete temporaries left in `out` and its PARTS_DIR by processes of this host that died mid-write."""
+    for folder in (out, out / PARTS_DIR):
+        for target in sorted({p.name.split(TMP_MARK)[0] for p in folder.glob(f"*{TMP_MARK}*")}):
+            remove_stale_temporaries(folder / target)
+
+
 def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
+    """Make `out` hold this configuration (call with FOLDER_LOCK held).
+
+    A cache of the same configuration is kept as it is (resume, or a process that started earlier), whatever
+    `overwrite` says: so under torchrun or --num-shards no rank's `--overwrite` deletes another rank's shards, as
+    the first rank to get here clears the old cache and the others find the new configuration. Clearing a cache
+    of another configuration needs `overwrite` and is refused while another process writes a shard there.
+    """
     parts = out / PARTS_DIR
+    _remove_dead_temporaries(out)
     if (parts / CONFIG_FILE).is_file():
         if read_json(parts / CONFIG_FILE) == config:
             return
@@ -146,8 +207,13 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
                 "bench or cache schema version); use another --out or --overwrite"
             )
     if overwrite:
+        busy = _busy_shard(parts) if parts.is_dir() else None
+        if busy is not None:
+            raise CacheError(f"{out}: another paxion extract is writing shard {busy.stem} there; "
+                             "let it finish or stop it before --overwrite")
         shutil.rmtree(parts, ignore_errors=True)
-        for path in [out / MANIFEST_FILE, out / TEXTS_FILE, *out.glob("*-[0-9][0-9][0-9][0-9][0-9].h5*")]:
+        for path in [out / MANIFEST_FILE, out / TEXTS_FILE, *out.glob(f"{TEXTS_FILE}{TMP_MARK}*"),
+                     *out.glob("*-[0-9][0-9][0-9][0-9][0-9].h5*")]:
             path.unlink(missing_ok=True)
     ensure_dir(parts)
     write_json(parts / CONFIG_FILE, config)
@@ -155,7 +221,7 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
 
 def _text_table(out: Path, backbone: torch.nn.Module, texts: list[str]) -> tuple[dict, np.ndarray]:
     """Reuse texts.h5 when its record shows it complete and intact (another process or an earlier run wrote it),
-    else encode and write it."""
+    else encode and write it (call with FOLDER_LOCK held, so that one process writes it)."""
     record_path = out / PARTS_DIR / "texts.json"
     if record_path.is_file() and (out / TEXTS_FILE).is_file():
         record = read_json(record_path)
@@ -240,6 +306,66 @@ def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, 
     return manifest
 
 
+@dataclass
+class _Tally:
+    """Adds finished shards to an ExtractResult and reports progress over this process's shards."""
+
+    result: ExtractResult
+    clips_total: int
+    shards_total: int
+    progress: Callable[[ExtractProgress], None] | None
+    clips_done: int = 0
+
+    def report(self, clips_in_flight: int = 0) -> None:
+        if self.progress:
+            shards = self.result.shards_written + self.result.shards_resumed
+            done = self.clips_done + clips_in_flight
+            self.progress(ExtractProgress(done, self.clips_total, shards, self.shards_total))
+
+    def shard(self, plan: ShardPlan, part: dict, *, written: bool) -> None:
+        """Count a finished shard (`part`: its sidecar record), written by this call or found finished."""
+        self.result.shards_written += written
+        self.result.shards_resumed += not written
+        self.result.clips += part["shard"]["clips"] if part["shard"] else 0
+        self.result.failed += part["failed"]
+        self.result.counts = add_counts(self.result.counts, part["counts"])
+        self.clips_done += len(plan.records)
+        self.report()
+
+
+def _write_shards(out: Path, plans: list[ShardPlan], encode: _ShardEncoder, videos: Path, *, frames: int,
+                  batch_size: int, workers: int, token_dtype: str, tally: _Tally) -> None:
+    """Decode, encode and write the shards `plans` (claimed by this process), each with its sidecar record."""
+    clips = [r for plan in plans for r in plan.records]
+    batches = decode_batches(clips, _batches(plans, batch_size), videos, num_frames=frames,
+                             size=encode.backbone.image_size, workers=workers if clips else 0)
+    done = 0
+    try:
+        for plan in plans:
+            path = out / shard_file(plan.split, plan.k)
+            writer, failed = ShardWriter(path, capacity=len(plan.records), token_dtype=token_dtype), []
+            counts = dict.fromkeys(CLIP_COUNTS, 0)
+            try:
+                for _ in range(-(-len(plan.records) // batch_size)):
+                    batch = next(batches)
+                    failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
+                    if batch["frames"] is not None:
+                        arrays = encode(plan, [i - done for i in batch["pos"]], batch["frames"])
+                        writer.append(arrays)
+                        counts = add_counts(counts, encode.counts(arrays))
+                    tally.report(batch["end"] - done)
+                record = writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
+            part = {"shard": record, "failed": failed, "counts": counts}
+            write_json(out / PARTS_DIR / part_file(plan.split, plan.k), part)
+            done += len(plan.records)
+            tally.shard(plan, part, written=True)
+    finally:
+        batches.close()  # stops the decoding workers now, not when the generator is collected
+
+
 def extract(
     bench_dir: str | Path,
     videos_dir: str | Path,
@@ -267,11 +393,17 @@ def extract(
     shard, the saliency thresholds of the paper (Appendix C) computed from the backbone's own embeddings unless
     `saliency_backbone` is given (the paper used BLIP); num_shards / shard_index default to torchrun's WORLD_SIZE /
     RANK, else one process. The result and the manifest count, per split, the clips whose caption the text encoder
-    cut and whose AA / OR negative then embeds like the caption (stored per clip as `aa_same` / `or_same`; ActionBench
-    leaves those pairs out), and the salient clips. Finished shards of an earlier run with the same configuration are kept, so rerunning after
-    a crash redoes only the rest. Clips whose video cannot be decoded are skipped and listed in the manifest (a
-    decoding worker that dies on a clip fails that clip, see `decode_batches`); raises PaxionError when every clip of
-    this process's shards failed.
+    cut and whose AA / OR negative then embeds like the caption (stored per clip as `aa_same` / `or_same`;
+    ActionBench leaves those pairs out), and the salient clips. Finished shards of an earlier run with the same
+    configuration are kept, so rerunning after a crash redoes only the rest. A decoding worker that dies on a clip
+    fails that clip (see `decode_batches`); raises PaxionError when every clip of this process's shards failed.
+
+    Several processes may run on one `out_dir` at once (the same command twice, torchrun ranks, other machines on
+    a shared file system with flock support): each shard is written by the one process that holds its lock
+    (parts/{split}-{k:05d}.lock), the others skip it, or wait for it when nothing else is left, and take it over if
+    its writer died. The folder's setup, the text table and manifest.json are written under .extract.lock; see
+    `_prepare_dir` for what `overwrite` may delete. Raises CacheError when `out_dir` holds another configuration
+    and not `overwrite`, AnnotationError for a bad bench, PaxionError when the disk or file system fails.
     """
     if token_dtype not in TOKEN_DTYPES:
         raise ValueError(f"token_dtype must be one of {TOKEN_DTYPES}, not {token_dtype!r}")
@@ -286,57 +418,41 @@ def extract(
         "token_dtype": token_dtype, "shard_size": shard_size, "saliency": saliency | {"backbone": saliency_record},
         "bench_sha256": _bench_digest(bench_dir, list(records)),
     }
-    _prepare_dir(out, config, overwrite=overwrite)
     texts = distinct_texts(r for rows in records.values() for r in rows)
-    texts_record, text_emb = _text_table(out, backbone, texts)
+    ensure_dir(out)
+    with _locked(out / FOLDER_LOCK):
+        _prepare_dir(out, config, overwrite=overwrite)
+        texts_record, text_emb = _text_table(out, backbone, texts)
 
     plans = plan_shards(records, shard_size)
     mine = [p for g, p in enumerate(plans) if g % num_shards == shard_index]
-    result = ExtractResult()
-    todo = []
-    for plan in mine:
-        part = _done(out, plan)
-        if part is None:
-            todo.append(plan)
-            continue
-        result.shards_resumed += 1
-        result.clips += part["shard"]["clips"] if part["shard"] else 0
-        result.failed += part["failed"]
-        result.counts = add_counts(result.counts, part["counts"])
-
-    clips = [r for plan in todo for r in plan.records]
-    workers = workers if clips else 0
-    batches = decode_batches(clips, _batches(todo, batch_size), videos, num_frames=frames, size=backbone.image_size,
-                             workers=workers)
     encode = _ShardEncoder(backbone, resolve_device(device), texts, text_emb, np.array(backbone.truncated(texts), bool),
                            saliency, saliency_backbone)
-    done = 0
-    for plan in todo:
-        writer = ShardWriter(out / shard_file(plan.split, plan.k), capacity=len(plan.records), token_dtype=token_dtype)
-        failed, counts = [], dict.fromkeys(CLIP_COUNTS, 0)
-        try:
-            for _ in range(-(-len(plan.records) // batch_size)):
-                batch = next(batches)
-                failed += [plan.failure(i - done, reason) for i, reason in batch["failed"]]
-                if batch["frames"] is not None:
-                    arrays = encode(plan, [i - done for i in batch["pos"]], batch["frames"])
-                    writer.append(arrays)
-                    counts = add_counts(counts, encode.counts(arrays))
-                if progress:
-                    progress(ExtractProgress(batch["end"], len(clips), result.shards_written, len(todo)))
-            record = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-        write_json(out / PARTS_DIR / part_file(plan.split, plan.k), {"shard": record, "failed": failed, "counts": counts})
-        done += len(plan.records)
-        result.shards_written += 1
-        result.clips += writer.count
-        result.failed += failed
-        result.counts = add_counts(result.counts, counts)
-        if progress:
-            progress(ExtractProgress(done, len(clips), result.shards_written, len(todo)))
-    manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))
+    result = ExtractResult()
+    tally = _Tally(result, sum(len(p.records) for p in mine), len(mine), progress)
+    pending = mine
+    while pending:  # claim free unfinished shards and write them; wait for one that another process is writing
+        claimed, waiting = [], []
+        with ExitStack() as held:
+            for plan in pending:
+                if (part := _done(out, plan)) is not None:
+                    tally.shard(plan, part, written=False)
+                elif len(claimed) < CLAIM and held.enter_context(_locked(_shard_lock(out, plan), wait=False)):
+                    claimed.append(plan)
+                else:
+                    waiting.append(plan)
+            for plan in list(claimed):  # finished by another process between the check and the claim
+                if (part := _done(out, plan)) is not None:
+                    tally.shard(plan, part, written=False)
+                    claimed.remove(plan)
+            _write_shards(out, claimed, encode, videos, frames=frames, batch_size=batch_size, workers=workers,
+                          token_dtype=token_dtype, tally=tally)
+        if waiting and not claimed:
+            with _locked(_shard_lock(out, waiting[0])):
+                pass
+        pending = waiting
+    with _locked(out / FOLDER_LOCK):
+        manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))
     result.complete = manifest is not None
     if result.clips == 0 and result.failed:
         first = result.failed[0]

@@ -45,9 +45,9 @@ def blocked_topk(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.n
     return scores, ids
 
 
-def _flat_index(dim: int) -> tuple[faiss.Index, bool]:
-    """An exact inner-product index: on the GPU when faiss sees one (faiss-gpu), on the CPU otherwise."""
-    if faiss.get_num_gpus() > 0:
+def _flat_index(dim: int, *, use_gpu: bool) -> tuple[faiss.Index, bool]:
+    """An exact inner-product index: on the GPU when asked for and faiss sees one (faiss-gpu), else on the CPU."""
+    if use_gpu and faiss.get_num_gpus() > 0:
         resources = faiss.StandardGpuResources()
         index = faiss.GpuIndexFlatIP(resources, dim)
         index.resources = resources  # the index must not outlive its GPU resources
@@ -58,7 +58,7 @@ def _flat_index(dim: int) -> tuple[faiss.Index, bool]:
 class ExactIndex:
     """Exact search over items [n, L, d] (L2-normalised float32); a query [Lq, d] scores max over Lq x L dots.
 
-    All n*L item vectors go into a FAISS IndexFlatIP (GPU when available). A query's vectors each fetch
+    All n*L item vectors go into a FAISS IndexFlatIP (on the GPU only when `device` is CUDA and faiss sees one). A query's vectors each fetch
     their top latents, the items they belong to are re-scored exactly (`exact_scores`, float64), and the
     search widens until no item outside the candidates can reach the k-th score (FAISS's float32 error
     bounded by `tolerance`). Results are ordered by descending score, equal scores by ascending item id,
@@ -68,15 +68,17 @@ class ExactIndex:
         items: [n, L, d] or [n, d] (L = 1) vectors.
         margin: extra items fetched beyond k per query vector (default 16), so that few searches must widen.
         query_batch: queries searched together (default 1024), bounding memory.
+        device: the caller's torch device or its name (default "cpu"); FAISS uses a GPU only for "cuda[:N]",
+            so `--device cpu` keeps the search on the CPU.
     """
 
-    def __init__(self, items: np.ndarray, *, margin: int = 16, query_batch: int = 1024) -> None:
+    def __init__(self, items: np.ndarray, *, margin: int = 16, query_batch: int = 1024, device: object = "cpu") -> None:
         items = np.asarray(items, dtype=np.float32)
         self.items = items[:, None] if items.ndim == 2 else items
         self.n, self.per_item, self.dim = self.items.shape
         self.margin = margin
         self.query_batch = query_batch
-        self.index, self.on_gpu = _flat_index(self.dim)
+        self.index, self.on_gpu = _flat_index(self.dim, use_gpu=str(device).startswith("cuda"))
         self._flat = np.ascontiguousarray(self.items.reshape(-1, self.dim))
         self.index.add(self._flat)
         self._item_norm = float(np.linalg.norm(self._flat, axis=1).max(initial=0.0))

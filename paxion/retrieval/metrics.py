@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from paxion.retrieval.index import BLOCK_SCORES, ExactIndex
-from paxion.stats import wilson_interval
+from paxion.stats import TIE_TOLERANCE, wilson_interval
 
 
 def first_hit_ranks(
@@ -79,14 +79,20 @@ def rank_summary(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
     return out
 
 
-def choice_accuracy(scores: np.ndarray, answers: np.ndarray) -> dict:
-    """{"accuracy": percent, "n", "ci95": [lo, hi]} of argmax over candidates [n, K] vs answers [n].
+def choice_accuracy(scores: np.ndarray, answers: np.ndarray, *, tolerance: float = TIE_TOLERANCE) -> dict:
+    """{"accuracy": percent, "n", "ci95": [lo, hi]} of picking the top-scoring candidate [n, K] vs answers [n].
 
-    Ties go to the lowest candidate index; ci95 is the Wilson 95% interval in percent.
+    Ties get split credit: a question whose top score (within `tolerance`, default the project's TIE_TOLERANCE)
+    is shared by m candidates, the answer among them, counts 1/m, what a uniform pick among them scores on
+    average. An answer outside [0, K) counts 0. ci95 is the Wilson 95% interval in percent of the summed credit.
     """
     if len(scores) == 0:
         raise ValueError("no questions to evaluate")
-    correct = int(np.sum(np.argmax(scores, axis=1) == answers))  # np.argmax returns the first of equal maxima
+    scores, answers = np.asarray(scores, dtype=np.float64), np.asarray(answers, dtype=np.int64)
+    top = scores >= scores.max(axis=1, keepdims=True) - tolerance
+    valid = (answers >= 0) & (answers < scores.shape[1])
+    hit = np.take_along_axis(top, np.where(valid, answers, 0)[:, None], axis=1)[:, 0] & valid
+    correct = float(np.sum(hit / top.sum(axis=1)))
     n = len(scores)
     return {"accuracy": 100.0 * correct / n, "n": n, "ci95": wilson_interval(correct, n)}
 

@@ -75,13 +75,15 @@ def retrieval_both_ways(
     *,
     ks: tuple[int, ...] = (1, 5, 10),
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """{"v2t": metrics, "t2v": metrics} of videos [n, L, d] and texts [m, d]; a pair matches when keys are equal."""
-    text_index = ExactIndex(texts)
+    """{"v2t": metrics, "t2v": metrics} of videos [n, L, d] and texts [m, d]; a pair matches when keys are equal.
+    FAISS searches on the GPU only when `device` is CUDA."""
+    text_index = ExactIndex(texts, device=device)
     v2t = retrieval_metrics(
         text_index, videos, video_keys, text_keys, ks=ks, progress=_stage(progress, "video to text", len(videos))
     )
-    video_index = ExactIndex(videos)
+    video_index = ExactIndex(videos, device=device)
     t2v = retrieval_metrics(
         video_index, texts, text_keys, video_keys, ks=ks, progress=_stage(progress, "text to video", len(texts))
     )
@@ -207,7 +209,7 @@ def run_task(
         counts when its class text, compared by name, is one of them, and n says how many did).
     Retrieval tasks return {"v2t": {"r<k>": %, "medr", "n"}, "t2v": {...}}; their texts are the distinct captions
     (templates) of the split's clips, several clips per text allowed. mc and zeroshot return {"accuracy": %, "n",
-    "ci95"}, predicting the highest-scoring candidate (ties: the lowest index).
+    "ci95"}, predicting the highest-scoring candidate (m tied top candidates: 1/m credit if one is right).
     ks: recall cut-offs (default 1, 5, 10). prompt: zeroshot candidates are `prompted(classes, prompt)` (default
     None = the names); every one must be in the text table (`paxion.cache.texts.add_texts`). clips: bool mask [n]
     of the split's clips to score (default None = all; `paxion.retrieval.subsets.clip_mask`). ensemble_with: a
@@ -230,7 +232,8 @@ def run_task(
             kept_encoded = [(videos[kept], texts, scale) for videos, texts, scale in encoded]
             return ensemble_retrieval(kept_encoded, keys[kept], text_ids, ks=tuple(ks))
         videos, texts, _ = encoded[0]
-        return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress)
+        return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress,
+                                   device=device)
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
         text_ids, answers = fields["mc_idx"].astype(np.int64), fields["mc_answer"]

@@ -10,11 +10,10 @@ from torch import Tensor
 
 from paxion.errors import PaxionError
 from paxion.scoring import Scorer, check_split, iter_batches, pair_scores
-from paxion.stats import wilson_interval
+from paxion.stats import TIE_TOLERANCE, wilson_interval
 
 TASKS = ("aa", "vr", "or")
 VR_SETS = ("all", "aa")  # Video Reversal on every clip, or on the clips with an AA caption (the paper's set)
-TIE_TOLERANCE = 1e-6
 
 
 def pair_credit(positive: Tensor, negative: Tensor, *, tolerance: float = TIE_TOLERANCE) -> Tensor:
