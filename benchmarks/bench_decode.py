@@ -62,7 +62,7 @@ def torchcodec_decoder() -> tuple[Decode | None, str | None]:
     """A torchcodec decoder with the same sampling rule on one FFmpeg thread, or None and why it cannot be used."""
     try:
         from torchcodec.decoders import VideoDecoder
-    except Exception as exc:  # ImportError, or OSError / RuntimeError from its native libraries
+    except (ImportError, OSError, RuntimeError) as exc:  # native libraries can fail to load as well
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
     def decode(path: Path, *, num_frames: int, size: int) -> np.ndarray:

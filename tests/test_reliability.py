@@ -26,7 +26,7 @@ from paxion.cli import main
 from paxion.errors import CacheError
 from paxion.extract.pipeline import extract
 from paxion.retrieval.tasks import run_task
-from paxion.trainer.scoring import BackboneScorer
+from paxion.scoring import BackboneScorer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

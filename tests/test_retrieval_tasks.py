@@ -13,7 +13,7 @@ from tiny_cache import make_cache, replace_shard
 from paxion import cli as cli_module
 from paxion.cache.manifest import read_json, write_json
 from paxion.cache.reader import Cache
-from paxion.cache.writer import ShardWriter, write_texts
+from paxion.cache.writer import write_texts
 from paxion.errors import CacheError, PaxionError
 from paxion.retrieval import subsets, tasks
 from paxion.retrieval.metrics import ensemble_probabilities
