@@ -19,9 +19,10 @@ from fakes import FakeBackbone, make_bench
 from tiny_cache import make_cache, replace_shard
 
 from paxion import atomic
+from paxion.cache.manifest import read_json, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
-from paxion.cache.writer import ShardWriter
+from paxion.cache.writer import ShardWriter, write_texts
 from paxion.cli import main
 from paxion.errors import CacheError
 from paxion.extract.pipeline import extract
@@ -253,16 +254,22 @@ def _backbone_scores(cache):
     return (videos / np.linalg.norm(videos, axis=1, keepdims=True)) @ (texts / np.linalg.norm(texts, axis=1)[:, None]).T
 
 
-def test_zeroshot_splits_credit_between_a_class_listed_twice(tmp_path):
-    cache = Cache(make_cache(tmp_path, clips={"validation": 24}, shard_size=24))
+def test_zeroshot_splits_credit_between_classes_whose_texts_embed_alike(tmp_path):
+    root = make_cache(tmp_path, clips={"validation": 24}, shard_size=24)
+    cache = Cache(root)
+    texts, emb = list(cache.texts), np.array(cache.text_emb)
     classes = [f"template {a}" for a in range(4)]
+    emb[texts.index("template 1")] = emb[texts.index("template 0")]  # two classes the backbone cannot tell apart
+    manifest = read_json(root / "manifest.json")
+    write_json(root / "manifest.json", manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
+    cache = Cache(root)
     labels = cache.read_split("validation", ["label"])["label"]
-    predicted = _backbone_scores(cache)[:, [cache.texts.index(c) for c in classes]].argmax(axis=1)
-    # "template 0" again as class 4: a clip predicted as class 0 now ties classes 0 and 4, worth 1/2 if right
-    credit = np.where(predicted == labels, np.where(predicted == 0, 0.5, 1.0), 0.0)
+    scores = _backbone_scores(cache)[:, [texts.index(c) for c in classes]]
+    top = scores >= scores.max(axis=1, keepdims=True) - 1e-6
+    credit = np.where(top[np.arange(24), labels], 1.0 / top.sum(axis=1), 0.0)
     assert (credit == 0.5).any() and (credit == 1.0).any()
-    out = run_task(cache, BackboneScorer(temporal=False), "zeroshot", classes=[*classes, classes[0]])
-    assert out["accuracy"] == pytest.approx(100 * credit.mean())
+    out = run_task(cache, BackboneScorer(temporal=False), "zeroshot", classes=classes)
+    assert (out["accuracy"], out["n"]) == (pytest.approx(100 * credit.mean()), 24)
 
 
 def test_multiple_choice_splits_credit_between_identical_candidates(tmp_path):
