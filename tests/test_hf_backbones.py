@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,14 +28,21 @@ def _save_tokenizer(path) -> None:
     CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[]).save_pretrained(path)
 
 
-def _save(model, path, *, mean=None) -> str:
+def _save(model, path, *, processor=None) -> str:
     torch.manual_seed(0)
     path.mkdir()
     model.save_pretrained(path)
     _save_tokenizer(path)
-    if mean is not None:
-        (path / "preprocessor_config.json").write_text(json.dumps({"image_mean": mean, "image_std": [0.5] * 3}))
+    if processor is not None:
+        processor.save_pretrained(path)
     return str(path)
+
+
+def _clip_processor(**overrides):
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(**{"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32},
+                                    "image_mean": [0.5, 0.4, 0.3], "image_std": [0.5, 0.25, 0.2], **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def clip_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     config = CLIPConfig(text_config=TEXT, vision_config=VISION, projection_dim=24)
-    return _save(CLIPModel(config), tmp_path_factory.mktemp("m") / "clip", mean=[0.5, 0.4, 0.3])
+    return _save(CLIPModel(config), tmp_path_factory.mktemp("m") / "clip", processor=_clip_processor())
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +88,63 @@ def test_clip_shapes_mean_pooling_and_frozen(clip_dir):
     assert text.shape == (3, 24) and not torch.allclose(text[0], text[1])
 
 
-def test_clip_uses_checkpoint_normalisation(clip_dir):
+def _levels(a: torch.Tensor, b: torch.Tensor, std) -> torch.Tensor:
+    """|a - b| of normalised pixels [..., 3, H, W] in uint8 grey levels."""
+    return (a - b).abs() * torch.tensor(std).view(3, 1, 1) * 255
+
+
+# Tolerance against the image processor (PIL): bicubic equal to 1 grey level, bilinear to 2 (PIL's fixed-point
+# weights), each on under 10% of the values; after normalisation that is levels / (255 * std).
+@pytest.mark.parametrize("shape", [(40, 56), (63, 30), (240, 427), (32, 32)])
+def test_pixels_equal_the_checkpoints_clip_image_processor(clip_dir, shape):
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
     bb = load_backbone("hf-clip:" + clip_dir)
-    grey = np.full((1, 1, 32, 32, 3), 255, dtype=np.uint8)
-    expected = (1.0 - torch.tensor([0.5, 0.4, 0.3])) / 0.5
-    torch.testing.assert_close(bb.preprocess(grey)[0, 0, :, 0, 0], expected)
+    frames = np.random.default_rng(sum(shape)).integers(0, 256, (1, 3, *shape, 3), dtype=np.uint8)
+    processor = CLIPImageProcessorPil.from_pretrained(clip_dir)
+    expected = torch.from_numpy(np.stack(processor(list(frames[0]), return_tensors="np")["pixel_values"]))
+    got = bb.preprocess(frames)[0]
+    assert got.shape == expected.shape == (3, 3, 32, 32)
+    levels = _levels(got, expected, processor.image_std)
+    assert levels.max() <= 1 + 1e-4 and (levels > 0.5).float().mean() < 0.1
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (63, 30)])
+def test_bilinear_pixels_equal_the_image_processor(shape):
+    from paxion.extract.backbones.base import PixelSpec, processor_pixels
+
+    processor = _clip_processor(resample=2)
+    spec = PixelSpec(size=32, crop=(32, 32), resample="bilinear", mean=(0.5, 0.4, 0.3), std=(0.5, 0.25, 0.2))
+    frames = np.random.default_rng(1).integers(0, 256, (1, 2, *shape, 3), dtype=np.uint8)
+    expected = torch.from_numpy(np.stack(processor(list(frames[0]), return_tensors="np")["pixel_values"]))
+    levels = _levels(processor_pixels(frames, spec)[0], expected, spec.std)
+    assert levels.max() <= 2 + 1e-4 and (levels > 0.5).float().mean() < 0.1
+
+
+def test_wide_frames_are_centre_cropped_not_squashed(clip_dir):
+    bb = load_backbone("hf-clip:" + clip_dir)
+    frames = np.zeros((1, 1, 32, 64, 3), dtype=np.uint8)
+    frames[..., 16:48, :] = 255  # a white centre square between black side bands
+    white = (1.0 - torch.tensor([0.5, 0.4, 0.3])) / torch.tensor([0.5, 0.25, 0.2])
+    torch.testing.assert_close(bb.preprocess(frames)[0, 0], white.view(3, 1, 1).expand(3, 32, 32))
+
+
+def test_half_precision_checkpoint_loads_in_float32(clip_dir, tmp_path):
+    from transformers import CLIPModel
+
+    half = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32).half()
+    half.save_pretrained(tmp_path / "half")
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        (tmp_path / "half" / name).write_bytes((Path(clip_dir) / name).read_bytes())
+    bb = load_backbone(f"hf-clip:{tmp_path / 'half'}")
+    assert {p.dtype for p in bb.parameters()} == {torch.float32}
+    torch.testing.assert_close(bb.model.visual_projection.weight, half.visual_projection.weight.float())
+
+
+def test_xclip_uses_its_own_statistics(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    assert (bb.pixels.mean, bb.pixels.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert (bb.pixels.size, bb.pixels.crop, bb.pixels.resample) == (32, (32, 32), "bilinear")
 
 
 def test_config_hash_tracks_weights(clip_dir):

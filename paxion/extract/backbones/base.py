@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +47,67 @@ def resize_normalise(
     m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return ((x - m) / s).reshape(b, t, 3, size, size)
+
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """An image processor's geometry and statistics (the fields of transformers' CLIPImageProcessor config).
+
+    size: an int resizes the shorter side to it keeping the aspect ratio (the longer side truncated to an int, as
+    transformers does); (height, width) resizes to exactly that. crop: (height, width) of the centre crop, or None.
+    resample: "bilinear" or "bicubic" (PIL's kernels, antialiased when shrinking).
+    """
+
+    size: int | tuple[int, int]
+    crop: tuple[int, int] | None
+    resample: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def resized(self, h: int, w: int) -> tuple[int, int]:
+        """The (height, width) an h x w image is resized to."""
+        if not isinstance(self.size, int):
+            return tuple(self.size)
+        if h <= w:
+            return self.size, int(self.size * w / h)
+        return int(self.size * h / w), self.size
+
+    @property
+    def output(self) -> tuple[int, int]:
+        """(height, width) of the pixels the model gets (the crop when there is one)."""
+        if self.crop is not None:
+            return self.crop
+        if isinstance(self.size, int):
+            raise ValueError("a shorter-side resize without a crop has no fixed output size")
+        return tuple(self.size)
+
+
+def processor_pixels(
+    frames: np.ndarray | torch.Tensor, spec: PixelSpec, *, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Uint8 frames [B, T, H, W, 3] of any size into normalised pixels [B, T, 3, h, w], as the image processor.
+
+    Resize (to uint8, as PIL does), centre crop at ((H - h) // 2, (W - w) // 2), scale by 1/255, normalise; batched
+    in torch on `device`. Source: transformers' image_transforms (get_resize_output_image_size, center_crop).
+    """
+    x = torch.as_tensor(frames).to(device)
+    if x.dtype != torch.uint8 or x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [B, T, H, W, 3], got {x.dtype} {tuple(x.shape)}")
+    b, t, h, w, _ = x.shape
+    x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+    rh, rw = spec.resized(h, w)
+    # PIL resizes width, then height, rounding to uint8 after each pass; bicubic overshoots, so the order matters
+    for size in ((h, rw), (rh, rw)):
+        if size != tuple(x.shape[-2:]):
+            x = F.interpolate(x, size=size, mode=spec.resample, antialias=True, align_corners=False)
+            x = x.round_().clamp_(0, 255)
+    if spec.crop is not None:
+        (ch, cw), (rh, rw) = spec.crop, x.shape[-2:]
+        top, left = (rh - ch) // 2, (rw - cw) // 2
+        x = x[..., top:top + ch, left:left + cw]
+    m = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+    return ((x / 255.0 - m) / s).reshape(b, t, 3, *x.shape[-2:])
 
 
 class Backbone(nn.Module, abc.ABC):

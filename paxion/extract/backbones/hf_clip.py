@@ -14,6 +14,9 @@ class HFClipBackbone(HFBackbone):
 
     kind = "hf-clip"
     model_class = CLIPModel
+    # CLIPImageProcessor's defaults (OpenAI CLIP's statistics, bicubic, shorter side then centre crop)
+    processor_defaults = {"do_center_crop": True, "resample": 3, "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                          "image_std": (0.26862954, 0.26130258, 0.27577711)}
     temporal = False
 
     @torch.inference_mode()
