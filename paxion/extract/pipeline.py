@@ -274,7 +274,8 @@ def extract(
 
     clips = [r for plan in todo for r in plan.records]
     workers = workers if clips else 0
-    batches = decode_batches(clips, _batches(todo, batch_size), videos, num_frames=frames, size=backbone.image_size,
+    size, crop = backbone.decode_geometry
+    batches = decode_batches(clips, _batches(todo, batch_size), videos, num_frames=frames, size=size, crop=crop,
                              workers=workers)
     encode = _ShardEncoder(backbone, resolve_device(device), index, text_emb, saliency)
     done = 0

@@ -151,6 +151,12 @@ class Backbone(nn.Module, abc.ABC):
             self._config_hash = h.hexdigest()[:16]
         return self._config_hash
 
+    @property
+    def decode_geometry(self) -> tuple[int, bool]:
+        """(size, crop) the decoder should deliver frames at: squashed to size x size, or (crop True) the shorter
+        side resized to size and the centred square kept. Default: squashed to the model's input."""
+        return self.image_size, False
+
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Resize uint8 frames [B, T, H, W, 3] to the model's input and normalise: float [B, T, 3, S, S]."""
         return resize_normalise(frames, size=self.image_size, mean=self.mean, std=self.std, device=self.device)

@@ -106,6 +106,13 @@ class HFBackbone(Backbone):
         """The model config (without load paths) and the image processing."""
         return {"kind": self.kind, "config": _portable(self.model.config.to_dict()), "pixels": vars(self.pixels)}
 
+    @property
+    def decode_geometry(self) -> tuple[int, bool]:
+        """A cropping processor gets centre squares at its shorter-side size; a squashing one, the squashed input."""
+        if self.pixels.crop is None:
+            return self.image_size, False
+        return self.pixels.size, True
+
     def preprocess(self, frames) -> torch.Tensor:
         """Uint8 frames [B, T, H, W, 3] as the checkpoint's image processor makes them: float [B, T, 3, S, S]."""
         return processor_pixels(frames, self.pixels, device=self.device)
