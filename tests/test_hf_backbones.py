@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,102 @@ def test_checkpoint_with_missing_weights_is_backbone_error(clip_dir, tmp_path):
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(BackboneError, match="lacks 1 weights"):
         load_backbone("hf-clip:" + str(broken))
+
+
+@pytest.fixture(scope="module")
+def siglip_dir(tmp_path_factory):
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    torch.manual_seed(0)
+    config = SiglipConfig(text_config=TEXT, vision_config=VISION)
+    processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
+    return _save(SiglipModel(config), tmp_path_factory.mktemp("m") / "siglip", processor=processor)
+
+
+def test_siglip_is_framewise_and_scores_as_siglip(siglip_dir):
+    from transformers import SiglipModel
+
+    bb = load_backbone("hf-siglip:" + siglip_dir)
+    assert (bb.temporal, bb.embed_dim, bb.token_dim, bb.tokens_per_frame) == (False, 32, 32, 16)
+    assert (bb.pixels.crop, bb.pixels.size, bb.decode_geometry) == (None, (32, 32), (32, False))
+    frames = _frames(4)
+    out = bb.encode_video(bb.preprocess(frames))
+    assert out.tokens.shape == (2, FRAMES, 16, 32) and out.frames.shape == (2, FRAMES, 32)
+    texts = ["opening a box", "closing a box", "x"]
+    # the model's own sigmoid logits on the first frame: logit_scale * cos + logit_bias, SigLIP's score
+    reference = SiglipModel.from_pretrained(siglip_dir).eval()
+    inputs = bb.tokenizer(texts, padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        logits = reference(input_ids=inputs["input_ids"], pixel_values=bb.preprocess(frames)[:, 0]).logits_per_image
+    cos = torch.nn.functional.normalize(out.frames[:, 0], dim=-1) @ torch.nn.functional.normalize(
+        bb.encode_text(texts), dim=-1).T
+    bias = reference.logit_bias.item()
+    torch.testing.assert_close(bb.logit_scale * cos + bias, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_siglip_extraction_records_its_scale(siglip_dir, tmp_path):
+    from fakes import make_bench
+
+    from paxion.cache.reader import Cache
+    from paxion.extract.pipeline import extract
+    from paxion.extract.video import read_frames
+    from paxion.scoring import load_scorer
+
+    bench, videos = make_bench(tmp_path / "world", {"validation": 3})
+    bb = load_backbone("hf-siglip:" + siglip_dir)
+    result = extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0)
+    assert result.complete and result.clips == 3
+    cache = Cache(tmp_path / "c", backbone=bb)
+    got = cache.read_split("validation")
+    rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
+    clips = np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=32) for r in rows])
+    expected = bb.encode_video(bb.preprocess(clips))
+    np.testing.assert_allclose(got["pooled"], expected.pooled.numpy(), rtol=1e-5, atol=1e-5)
+    assert "tokens_rev" not in got and got["tokens"].shape == (3, FRAMES, 16, 32)
+    assert load_scorer(cache, None).scale == pytest.approx(bb.logit_scale)
+
+
+def test_xclip_reversed_clip_without_a_second_vision_pass(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    calls = []
+    bb.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    first = bb.preprocess(_frames(2))
+    bb.encode_reversed(first, bb.encode_video(first))  # the first batch is checked with a full pass
+    assert bb.tokens_symmetric is True and len(calls) == 2
+    pixels = bb.preprocess(_frames(3))
+    feats = bb.encode_video(pixels)
+    calls.clear()
+    rev = bb.encode_reversed(pixels, feats)
+    assert calls == []
+    full = bb.encode_video(pixels.flip(1))
+    torch.testing.assert_close(rev.pooled, full.pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rev.tokens, full.tokens, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(rev.pooled, feats.pooled, atol=1e-4)
+
+
+def test_xclip_reversal_falls_back_to_a_full_pass_when_not_symmetric(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    bb.symmetry_rtol = -1.0  # no difference passes: behaves as a tower whose tokens depend on frame order
+    calls = []
+    bb.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    for seed in (2, 3):
+        pixels = bb.preprocess(_frames(seed))
+        bb.encode_reversed(pixels, bb.encode_video(pixels))
+    assert bb.tokens_symmetric is False and len(calls) == 4
+
+
+@pytest.mark.parametrize("kind", ["toy", "hf-clip", "hf-xclip", "hf-siglip"])
+def test_temporal_flag_matches_a_flipped_clip(kind, request):
+    from paxion.extract.backbones.registry import parse_spec
+
+    spec = kind if kind == "toy" else f"{kind}:{request.getfixturevalue(kind.replace('hf-', '') + '_dir')}"
+    bb = load_backbone(spec)
+    listed = {entry.name: entry.temporal for entry in backbone_entries()}[parse_spec(spec)[0]]
+    size = bb.image_size
+    frames = np.random.default_rng(5).integers(0, 256, (2, FRAMES, size, size, 3), dtype=np.uint8)
+    pixels = bb.preprocess(frames)
+    with torch.no_grad():
+        forward, backward = bb.encode_video(pixels).pooled, bb.encode_video(pixels.flip(1)).pooled
+    order_free = torch.allclose(forward, backward, rtol=1e-5, atol=1e-6)
+    assert bb.temporal == listed == (not order_free) == (kind == "hf-xclip")

@@ -110,18 +110,18 @@ def backbone_record(backbone: torch.nn.Module) -> dict:
         "name": backbone.name, "config_hash": backbone.config_hash(), "temporal": bool(backbone.temporal),
         "embed_dim": backbone.embed_dim, "token_dim": backbone.token_dim,
         "tokens_per_frame": backbone.tokens_per_frame, "num_params": sum(p.numel() for p in backbone.parameters()),
+        "logit_scale": float(backbone.logit_scale),
     }
 
 
 @torch.inference_mode()
 def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
     pixels = backbone.preprocess(frames).to(device, non_blocking=True)
-    views = {"": pixels, "_rev": pixels.flip(1)} if backbone.temporal else {"": pixels}
-    out = {}
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        for suffix, x in views.items():
-            feats = backbone.encode_video(x)
-            out |= {f"tokens{suffix}": feats.tokens, f"frames{suffix}": feats.frames, f"pooled{suffix}": feats.pooled}
+        views = {"": backbone.encode_video(pixels)}
+        if backbone.temporal:
+            views["_rev"] = backbone.encode_reversed(pixels, views[""])
+    out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 

@@ -121,6 +121,7 @@ class Backbone(nn.Module, abc.ABC):
     tokens_per_frame: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    logit_scale: float = 100.0  # inverse temperature of the backbone's own scores (CLIP's trained value)
 
     def freeze(self) -> Backbone:
         """Put the model in eval mode with every parameter frozen; returns self."""
@@ -164,6 +165,13 @@ class Backbone(nn.Module, abc.ABC):
     @abc.abstractmethod
     def encode_video(self, pixels: torch.Tensor) -> VideoFeatures:
         """Encode preprocessed pixels [B, T, 3, S, S] into tokens, per-frame and pooled embeddings."""
+
+    def encode_reversed(self, pixels: torch.Tensor, feats: VideoFeatures) -> VideoFeatures:
+        """The time-reversed clip's features, given the clip's pixels and `feats` = encode_video(pixels).
+
+        Default: encode the flipped pixels. A temporal adapter whose per-frame tower is time-symmetric overrides it
+        to reuse `feats`."""
+        return self.encode_video(pixels.flip(1))
 
     @abc.abstractmethod
     def encode_text(self, texts: list[str]) -> torch.Tensor:

@@ -101,6 +101,13 @@ class HFBackbone(Backbone):
         self.freeze()
 
     class_tokens = 1  # tokens besides the patches in the vision tower's last hidden state
+    # the tokenizer's `padding`; texts padded to the full length are encoded without a mask, as SigLIP was trained
+    text_padding: str | bool = True
+
+    @property
+    def logit_scale(self) -> float:
+        """The model's trained inverse temperature exp(logit_scale)."""
+        return self.model.logit_scale.exp().item()
 
     def config_dict(self) -> dict:
         """The model config (without load paths) and the image processing."""
@@ -126,13 +133,10 @@ class HFBackbone(Backbone):
         out = []
         for i in range(0, len(texts), self.text_batch):
             inputs = self.tokenizer(
-                texts[i : i + self.text_batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+                texts[i : i + self.text_batch], padding=self.text_padding, truncation=True, max_length=max_len, return_tensors="pt"
             ).to(self.device)
-            out.append(
-                _pooled(
-                    self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-                )
-            )
+            mask = {"attention_mask": inputs["attention_mask"]} if self.text_padding is True else {}
+            out.append(_pooled(self.model.get_text_features(input_ids=inputs["input_ids"], **mask)))
         return torch.cat(out)
 
     @classmethod
