@@ -306,3 +306,30 @@ def test_temporal_flag_matches_a_flipped_clip(kind, request):
         forward, backward = bb.encode_video(pixels).pooled, bb.encode_video(pixels.flip(1)).pooled
     order_free = torch.allclose(forward, backward, rtol=1e-5, atol=1e-6)
     assert bb.temporal == listed == (not order_free) == (kind == "hf-xclip")
+
+
+def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path):
+    import h5py
+    from fakes import make_bench
+
+    from paxion.cache.reader import Cache
+    from paxion.cache.verify import verify_cache
+    from paxion.extract.pipeline import extract
+    from paxion.extract.video import read_frames
+
+    bench, videos = make_bench(tmp_path / "world", {"validation": 3})
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0).complete
+    cache = Cache(tmp_path / "c", backbone=bb)
+    for shard in cache.manifest["splits"]["validation"]["shards"]:
+        with h5py.File(tmp_path / "c" / shard["file"], "r") as f:
+            assert "tokens_rev" not in f and "pooled_rev" in f
+    got = cache.read_split("validation", ["tokens", "tokens_rev", "pooled_rev"])
+    np.testing.assert_array_equal(got["tokens_rev"], got["tokens"][:, ::-1])
+    rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
+    size, crop = bb.decode_geometry
+    clips = np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=size, crop=crop) for r in rows])
+    rev = bb.encode_video(bb.preprocess(clips).flip(1))
+    np.testing.assert_allclose(got["pooled_rev"], rev.pooled.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["tokens_rev"], rev.tokens.numpy(), rtol=2e-3, atol=2e-3)
+    assert verify_cache(tmp_path / "c") == []

@@ -98,6 +98,8 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
+# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time.
+FLIPPED_FIELDS = {"tokens_rev": "tokens"}
 REQUIRED_FIELDS = ("id", "tokens", "frames", "pooled", "label", "delta_vt", "theta_vv", "salient", *INDEX_FIELDS)
 
 

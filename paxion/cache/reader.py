@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import check_backbone, check_file, layout_problems, read_manifest
+from paxion.cache.manifest import FLIPPED_FIELDS, check_backbone, check_file, layout_problems, read_manifest
 from paxion.cache.quant import dequantize_int8
 from paxion.errors import CacheError
 
@@ -132,15 +132,19 @@ class Cache:
             path, clips = self.root / record["file"], record["clips"]
             with self._open_shard(record) as f:
                 for name in [n for n in f if not n.endswith("_scale")] if fields is None else fields:
+                    # a time-symmetric temporal backbone stores no reversed tokens: they are the tokens read backwards
+                    source = FLIPPED_FIELDS.get(name, name) if name not in f else name
                     try:
-                        ds = h5d.open(f.id, name.encode())
+                        ds = h5d.open(f.id, source.encode())
                     except KeyError:
                         raise CacheError(f"{path}: no field {name!r}") from None
                     if name not in out:
                         loaded = object if ds.dtype.kind == "S" else np.float16 if ds.dtype == np.int8 else ds.dtype
                         out[name] = np.empty((rows, *ds.shape[1:]), loaded)
                     try:
-                        _read_field(f, ds, name, out[name][start : start + clips])
+                        _read_field(f, ds, source, out[name][start : start + clips])
+                        if source != name:
+                            out[name][start : start + clips] = out[name][start : start + clips, ::-1].copy()
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{path}: corrupt shard ({exc})") from None
             start += clips

@@ -15,6 +15,7 @@ from paxion.cache.manifest import (
     PARTS_DIR,
     REQUIRED_FIELDS,
     check_file,
+    FLIPPED_FIELDS,
     field_specs,
     layout_problems,
     read_manifest,
@@ -44,7 +45,8 @@ def _shard_problems(path: Path, manifest: dict, record: dict) -> list[str]:
         return [problem]
     try:
         with h5py.File(path, "r") as f:
-            names = sorted({*REQUIRED_FIELDS, *field_specs(manifest), *f})
+            optional = {n for name in FLIPPED_FIELDS if name not in f for n in (name, f"{name}_scale")}
+            names = sorted({*REQUIRED_FIELDS, *field_specs(manifest), *f} - optional)
             problems = layout_problems(f, manifest, record["clips"], names)
             problems = problems or _value_problems(f, manifest["texts"]["count"])
     except (OSError, KeyError, ValueError) as exc:

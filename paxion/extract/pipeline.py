@@ -122,6 +122,8 @@ def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.d
         if backbone.temporal:
             views["_rev"] = backbone.encode_reversed(pixels, views[""])
     out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
+    if backbone.tokens_symmetric:
+        del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.FLIPPED_FIELDS)
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 

@@ -122,6 +122,9 @@ class Backbone(nn.Module, abc.ABC):
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     logit_scale: float = 100.0  # inverse temperature of the backbone's own scores (CLIP's trained value)
+    # A temporal backbone sets True once encode_reversed found its reversed tokens to be the tokens flipped; the
+    # cache then stores no reversed tokens.
+    tokens_symmetric: bool | None = False
 
     def freeze(self) -> Backbone:
         """Put the model in eval mode with every parameter frozen; returns self."""
