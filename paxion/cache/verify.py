@@ -11,11 +11,11 @@ import numpy as np
 
 from paxion.atomic import TMP_MARK
 from paxion.cache.manifest import (
+    FLIPPED_FIELDS,
     INDEX_FIELDS,
     PARTS_DIR,
     REQUIRED_FIELDS,
     check_file,
-    FLIPPED_FIELDS,
     field_specs,
     layout_problems,
     read_manifest,

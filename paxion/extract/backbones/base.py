@@ -55,7 +55,7 @@ class PixelSpec:
 
     size: an int resizes the shorter side to it keeping the aspect ratio (the longer side truncated to an int, as
     transformers does); (height, width) resizes to exactly that. crop: (height, width) of the centre crop, or None.
-    resample: "bilinear" or "bicubic" (PIL's kernels, antialiased when shrinking).
+    resample: "bilinear" or "bicubic" (PIL's kernels, antialiased when shrinking). A shorter-side size needs a crop.
     """
 
     size: int | tuple[int, int]
@@ -75,11 +75,7 @@ class PixelSpec:
     @property
     def output(self) -> tuple[int, int]:
         """(height, width) of the pixels the model gets (the crop when there is one)."""
-        if self.crop is not None:
-            return self.crop
-        if isinstance(self.size, int):
-            raise ValueError("a shorter-side resize without a crop has no fixed output size")
-        return tuple(self.size)
+        return self.crop if self.crop is not None else tuple(self.size)
 
 
 def processor_pixels(

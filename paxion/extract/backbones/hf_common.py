@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -32,23 +33,22 @@ def _hw(value: int | dict) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (value["height"], value["width"])
 
 
-def pixel_spec(target: str, *, kind: str, defaults: dict | None, image_size: int) -> PixelSpec:
+def pixel_spec(target: str, *, defaults: dict, image_size: int) -> PixelSpec:
     """The checkpoint's image processing: its preprocessor_config.json over its processor class's `defaults`.
 
     Without `size` / `crop_size`, the model's `image_size` is both (a shorter-side resize and centre crop when
-    `do_center_crop`, else a resize to the square). Raises BackboneError when the file is missing and `defaults` is
-    None (the statistics are not certain), or when it asks for a resampling kernel other than bilinear / bicubic.
+    `do_center_crop`, else a resize to the square). Raises BackboneError when the file asks for a resampling kernel
+    other than bilinear / bicubic, or for a shorter-side resize without a crop.
     Source: transformers' image processor fields (size as an int or {"shortest_edge"} or {"height", "width"},
     crop_size, do_center_crop, resample, image_mean, image_std).
     """
     path = _local_file(target, "preprocessor_config.json")
-    if path is None and defaults is None:
-        raise BackboneError(f"{kind}:{target}: no preprocessor_config.json, so its pixel mean, std and crop are "
-                            "unknown; download it with the weights")
-    config = (defaults or {}) | (json.loads(path.read_text()) if path else {})
+    config = defaults | (json.loads(path.read_text()) if path else {})
     crop = _hw(config.get("crop_size", image_size)) if config.get("do_center_crop", False) else None
     size = config.get("size", image_size if crop else {"height": image_size, "width": image_size})
     size = size if isinstance(size, int) else size.get("shortest_edge") or _hw(size)
+    if isinstance(size, int) and crop is None:
+        raise BackboneError(f"{path}: a shorter-side resize without a centre crop gives frames of varying sizes")
     resample = RESAMPLE.get(config.get("resample", 2))
     if resample is None:
         raise BackboneError(f"{path}: resample {config['resample']} is not bilinear (2) or bicubic (3)")
@@ -74,15 +74,17 @@ class HFBackbone(Backbone):
     """A frozen `transformers` CLIP-family model with its tokenizer; subclasses encode video.
 
     Subclasses set `kind` (the spec's name, e.g. "hf-clip"), `model_class` (the `transformers` model class) and
-    `processor_defaults` (its image processor class's defaults, used under the checkpoint's preprocessor config;
-    None when a checkpoint without one must be refused).
+    `processor_defaults` (what its model's own image processing is without a preprocessor config: do_center_crop,
+    resample, image_mean, image_std; only statistics known for certain).
     """
 
     kind: str
     model_class: type
-    processor_defaults: dict | None
+    processor_defaults: ClassVar[dict]
 
-    def __init__(self, *, name: str, model: torch.nn.Module, tokenizer, pixels: PixelSpec, text_batch: int = 256) -> None:
+    def __init__(
+        self, *, name: str, model: torch.nn.Module, tokenizer, pixels: PixelSpec, text_batch: int = 256
+    ) -> None:
         super().__init__()
         self.name = name
         self.model = model
@@ -116,7 +118,7 @@ class HFBackbone(Backbone):
     @property
     def decode_geometry(self) -> tuple[int, bool]:
         """A cropping processor gets centre squares at its shorter-side size; a squashing one, the squashed input."""
-        if self.pixels.crop is None:
+        if self.pixels.crop is None or not isinstance(self.pixels.size, int):
             return self.image_size, False
         return self.pixels.size, True
 
@@ -133,7 +135,8 @@ class HFBackbone(Backbone):
         out = []
         for i in range(0, len(texts), self.text_batch):
             inputs = self.tokenizer(
-                texts[i : i + self.text_batch], padding=self.text_padding, truncation=True, max_length=max_len, return_tensors="pt"
+                texts[i : i + self.text_batch], padding=self.text_padding, truncation=True, max_length=max_len,
+                return_tensors="pt",
             ).to(self.device)
             mask = {"attention_mask": inputs["attention_mask"]} if self.text_padding is True else {}
             out.append(_pooled(self.model.get_text_features(input_ids=inputs["input_ids"], **mask)))
@@ -144,7 +147,7 @@ class HFBackbone(Backbone):
         """Load weights (as `dtype`, default float32 whatever the checkpoint stores) and tokenizer from a local
         directory or the HF cache, never the web.
 
-        Raises BackboneError when they are not on disk, are another model type, lack weights or image statistics.
+        Raises BackboneError when they are not on disk, are another model type or lack weights.
         """
         from transformers import AutoConfig, AutoTokenizer
 
@@ -169,6 +172,5 @@ class HFBackbone(Backbone):
                 f"{kind}:{target}: checkpoint lacks {len(info['missing_keys'])} weights, "
                 f"e.g. {min(info['missing_keys'])}"
             )
-        pixels = pixel_spec(target, kind=kind, defaults=cls.processor_defaults,
-                            image_size=config.vision_config.image_size)
+        pixels = pixel_spec(target, defaults=cls.processor_defaults, image_size=config.vision_config.image_size)
         return cls(name=f"{kind}:{target}", model=model, tokenizer=tokenizer, pixels=pixels).to(device)

@@ -8,6 +8,8 @@ inverse temperature.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from transformers import SiglipModel
 
@@ -25,7 +27,7 @@ class HFSiglipBackbone(HFBackbone):
     class_tokens = 0
     text_padding = "max_length"  # SigLIP's text tower was trained on texts padded to its full length
     # SiglipImageProcessor's defaults: squashed to the square input, bicubic, mean and std 0.5
-    processor_defaults = {"do_center_crop": False, "resample": 3, "image_mean": (0.5, 0.5, 0.5),
+    processor_defaults: ClassVar[dict] = {"do_center_crop": False, "resample": 3, "image_mean": (0.5, 0.5, 0.5),
                           "image_std": (0.5, 0.5, 0.5)}
 
     @torch.inference_mode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from transformers import XCLIPModel
 
@@ -26,7 +28,7 @@ class HFXClipBackbone(HFBackbone):
     # X-CLIP's training statistics (ImageNet's, microsoft/VideoX X-CLIP img_norm_cfg 123.675/58.395 ... over 255),
     # bilinear, shorter side then centre crop, as its hub checkpoints' VideoMAE preprocessor configs; not CLIP's,
     # which transformers falls back to without a config.
-    processor_defaults = {"do_center_crop": True, "resample": 2, "image_mean": (0.485, 0.456, 0.406),
+    processor_defaults: ClassVar[dict] = {"do_center_crop": True, "resample": 2, "image_mean": (0.485, 0.456, 0.406),
                           "image_std": (0.229, 0.224, 0.225)}
     temporal = True
 
