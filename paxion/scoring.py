@@ -41,16 +41,17 @@ class Scorer(Protocol):
 
 
 class BackboneScorer:
-    """The frozen backbone itself: its pooled video embedding and text embeddings.
+    """The frozen backbone itself: its pooled video embedding and text embeddings, compared by cosine.
 
     Args (keyword-only):
         temporal: whether the cache's backbone is temporal (reversed clips read `pooled_rev`).
+        scale: the backbone's inverse temperature (the manifest's `logit_scale`; default CLIP's). SigLIP's sigmoid
+            score is increasing in the cosine, so cosine rankings are its rankings.
     """
 
-    scale = BACKBONE_SCALE
-
-    def __init__(self, *, temporal: bool) -> None:
+    def __init__(self, *, temporal: bool, scale: float = BACKBONE_SCALE) -> None:
         self.temporal = temporal
+        self.scale = scale
 
     def video_fields(self, *, reverse: bool = False) -> tuple[str, ...]:
         """The cache fields encode_video reads."""
@@ -95,7 +96,8 @@ class ModelScorer:
 def load_scorer(cache, run_dir: str | Path | None, *, device: str | torch.device = "cpu") -> Scorer:
     """The backbone scorer (run_dir None) or a run's trained model, checked against the cache's backbone."""
     if run_dir is None:
-        return BackboneScorer(temporal=bool(cache.manifest["backbone"]["temporal"]))
+        record = cache.manifest["backbone"]
+        return BackboneScorer(temporal=bool(record["temporal"]), scale=record.get("logit_scale", BACKBONE_SCALE))
     model, _ = load_model(Path(run_dir) / "model.pt", map_location=device)
     trained_on = model.backbone.get("config_hash")
     cache_hash = cache.manifest["backbone"]["config_hash"]

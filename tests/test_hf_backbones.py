@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,14 +29,21 @@ def _save_tokenizer(path) -> None:
     CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[]).save_pretrained(path)
 
 
-def _save(model, path, *, mean=None) -> str:
+def _save(model, path, *, processor=None) -> str:
     torch.manual_seed(0)
     path.mkdir()
     model.save_pretrained(path)
     _save_tokenizer(path)
-    if mean is not None:
-        (path / "preprocessor_config.json").write_text(json.dumps({"image_mean": mean, "image_std": [0.5] * 3}))
+    if processor is not None:
+        processor.save_pretrained(path)
     return str(path)
+
+
+def _clip_processor(**overrides):
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(**{"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32},
+                                    "image_mean": [0.5, 0.4, 0.3], "image_std": [0.5, 0.25, 0.2], **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,7 @@ def clip_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     config = CLIPConfig(text_config=TEXT, vision_config=VISION, projection_dim=24)
-    return _save(CLIPModel(config), tmp_path_factory.mktemp("m") / "clip", mean=[0.5, 0.4, 0.3])
+    return _save(CLIPModel(config), tmp_path_factory.mktemp("m") / "clip", processor=_clip_processor())
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +89,63 @@ def test_clip_shapes_mean_pooling_and_frozen(clip_dir):
     assert text.shape == (3, 24) and not torch.allclose(text[0], text[1])
 
 
-def test_clip_uses_checkpoint_normalisation(clip_dir):
+def _levels(a: torch.Tensor, b: torch.Tensor, std) -> torch.Tensor:
+    """|a - b| of normalised pixels [..., 3, H, W] in uint8 grey levels."""
+    return (a - b).abs() * torch.tensor(std).view(3, 1, 1) * 255
+
+
+# Tolerance against the image processor (PIL): bicubic equal to 1 grey level, bilinear to 2 (PIL's fixed-point
+# weights), each on under 10% of the values; after normalisation that is levels / (255 * std).
+@pytest.mark.parametrize("shape", [(40, 56), (63, 30), (240, 427), (32, 32)])
+def test_pixels_equal_the_checkpoints_clip_image_processor(clip_dir, shape):
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
     bb = load_backbone("hf-clip:" + clip_dir)
-    grey = np.full((1, 1, 32, 32, 3), 255, dtype=np.uint8)
-    expected = (1.0 - torch.tensor([0.5, 0.4, 0.3])) / 0.5
-    torch.testing.assert_close(bb.preprocess(grey)[0, 0, :, 0, 0], expected)
+    frames = np.random.default_rng(sum(shape)).integers(0, 256, (1, 3, *shape, 3), dtype=np.uint8)
+    processor = CLIPImageProcessorPil.from_pretrained(clip_dir)
+    expected = torch.from_numpy(np.stack(processor(list(frames[0]), return_tensors="np")["pixel_values"]))
+    got = bb.preprocess(frames)[0]
+    assert got.shape == expected.shape == (3, 3, 32, 32)
+    levels = _levels(got, expected, processor.image_std)
+    assert levels.max() <= 1 + 1e-4 and (levels > 0.5).float().mean() < 0.1
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (63, 30)])
+def test_bilinear_pixels_equal_the_image_processor(shape):
+    from paxion.extract.backbones.base import PixelSpec, processor_pixels
+
+    processor = _clip_processor(resample=2)
+    spec = PixelSpec(size=32, crop=(32, 32), resample="bilinear", mean=(0.5, 0.4, 0.3), std=(0.5, 0.25, 0.2))
+    frames = np.random.default_rng(1).integers(0, 256, (1, 2, *shape, 3), dtype=np.uint8)
+    expected = torch.from_numpy(np.stack(processor(list(frames[0]), return_tensors="np")["pixel_values"]))
+    levels = _levels(processor_pixels(frames, spec)[0], expected, spec.std)
+    assert levels.max() <= 2 + 1e-4 and (levels > 0.5).float().mean() < 0.1
+
+
+def test_wide_frames_are_centre_cropped_not_squashed(clip_dir):
+    bb = load_backbone("hf-clip:" + clip_dir)
+    frames = np.zeros((1, 1, 32, 64, 3), dtype=np.uint8)
+    frames[..., 16:48, :] = 255  # a white centre square between black side bands
+    white = (1.0 - torch.tensor([0.5, 0.4, 0.3])) / torch.tensor([0.5, 0.25, 0.2])
+    torch.testing.assert_close(bb.preprocess(frames)[0, 0], white.view(3, 1, 1).expand(3, 32, 32))
+
+
+def test_half_precision_checkpoint_loads_in_float32(clip_dir, tmp_path):
+    from transformers import CLIPModel
+
+    half = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32).half()
+    half.save_pretrained(tmp_path / "half")
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        (tmp_path / "half" / name).write_bytes((Path(clip_dir) / name).read_bytes())
+    bb = load_backbone(f"hf-clip:{tmp_path / 'half'}")
+    assert {p.dtype for p in bb.parameters()} == {torch.float32}
+    torch.testing.assert_close(bb.model.visual_projection.weight, half.visual_projection.weight.float())
+
+
+def test_xclip_uses_its_own_statistics(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    assert (bb.pixels.mean, bb.pixels.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert (bb.pixels.size, bb.pixels.crop, bb.pixels.resample) == (32, (32, 32), "bilinear")
 
 
 def test_config_hash_tracks_weights(clip_dir):
@@ -147,3 +207,129 @@ def test_checkpoint_with_missing_weights_is_backbone_error(clip_dir, tmp_path):
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(BackboneError, match="lacks 1 weights"):
         load_backbone("hf-clip:" + str(broken))
+
+
+@pytest.fixture(scope="module")
+def siglip_dir(tmp_path_factory):
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    torch.manual_seed(0)
+    config = SiglipConfig(text_config=TEXT, vision_config=VISION)
+    processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
+    return _save(SiglipModel(config), tmp_path_factory.mktemp("m") / "siglip", processor=processor)
+
+
+def test_siglip_is_framewise_and_scores_as_siglip(siglip_dir):
+    from transformers import SiglipModel
+
+    bb = load_backbone("hf-siglip:" + siglip_dir)
+    assert (bb.temporal, bb.embed_dim, bb.token_dim, bb.tokens_per_frame) == (False, 32, 32, 16)
+    assert (bb.pixels.crop, bb.pixels.size, bb.decode_geometry) == (None, (32, 32), (32, False))
+    frames = _frames(4)
+    out = bb.encode_video(bb.preprocess(frames))
+    assert out.tokens.shape == (2, FRAMES, 16, 32) and out.frames.shape == (2, FRAMES, 32)
+    texts = ["opening a box", "closing a box", "x"]
+    # the model's own sigmoid logits on the first frame: logit_scale * cos + logit_bias, SigLIP's score
+    reference = SiglipModel.from_pretrained(siglip_dir).eval()
+    inputs = bb.tokenizer(texts, padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        logits = reference(input_ids=inputs["input_ids"], pixel_values=bb.preprocess(frames)[:, 0]).logits_per_image
+    cos = torch.nn.functional.normalize(out.frames[:, 0], dim=-1) @ torch.nn.functional.normalize(
+        bb.encode_text(texts), dim=-1).T
+    bias = reference.logit_bias.item()
+    torch.testing.assert_close(bb.logit_scale * cos + bias, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_siglip_extraction_records_its_scale(siglip_dir, tmp_path):
+    from fakes import make_bench
+
+    from paxion.cache.reader import Cache
+    from paxion.extract.pipeline import extract
+    from paxion.extract.video import read_frames
+    from paxion.scoring import load_scorer
+
+    bench, videos = make_bench(tmp_path / "world", {"validation": 3})
+    bb = load_backbone("hf-siglip:" + siglip_dir)
+    result = extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0)
+    assert result.complete and result.clips == 3
+    cache = Cache(tmp_path / "c", backbone=bb)
+    got = cache.read_split("validation")
+    rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
+    clips = np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=32) for r in rows])
+    expected = bb.encode_video(bb.preprocess(clips))
+    np.testing.assert_allclose(got["pooled"], expected.pooled.numpy(), rtol=1e-5, atol=1e-5)
+    assert "tokens_rev" not in got and got["tokens"].shape == (3, FRAMES, 16, 32)
+    assert load_scorer(cache, None).scale == pytest.approx(bb.logit_scale)
+
+
+def test_xclip_reversed_clip_without_a_second_vision_pass(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    calls = []
+    bb.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    first = bb.preprocess(_frames(2))
+    bb.encode_reversed(first, bb.encode_video(first))  # the first batch is checked with a full pass
+    assert bb.tokens_symmetric is True and len(calls) == 2
+    pixels = bb.preprocess(_frames(3))
+    feats = bb.encode_video(pixels)
+    calls.clear()
+    rev = bb.encode_reversed(pixels, feats)
+    assert calls == []
+    full = bb.encode_video(pixels.flip(1))
+    torch.testing.assert_close(rev.pooled, full.pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rev.tokens, full.tokens, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(rev.pooled, feats.pooled, atol=1e-4)
+
+
+def test_xclip_reversal_falls_back_to_a_full_pass_when_not_symmetric(xclip_dir):
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    bb.symmetry_rtol = -1.0  # no difference passes: behaves as a tower whose tokens depend on frame order
+    calls = []
+    bb.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    for seed in (2, 3):
+        pixels = bb.preprocess(_frames(seed))
+        bb.encode_reversed(pixels, bb.encode_video(pixels))
+    assert bb.tokens_symmetric is False and len(calls) == 4
+
+
+@pytest.mark.parametrize("kind", ["toy", "hf-clip", "hf-xclip", "hf-siglip"])
+def test_temporal_flag_matches_a_flipped_clip(kind, request):
+    from paxion.extract.backbones.registry import parse_spec
+
+    spec = kind if kind == "toy" else f"{kind}:{request.getfixturevalue(kind.replace('hf-', '') + '_dir')}"
+    bb = load_backbone(spec)
+    listed = {entry.name: entry.temporal for entry in backbone_entries()}[parse_spec(spec)[0]]
+    size = bb.image_size
+    frames = np.random.default_rng(5).integers(0, 256, (2, FRAMES, size, size, 3), dtype=np.uint8)
+    pixels = bb.preprocess(frames)
+    with torch.no_grad():
+        forward, backward = bb.encode_video(pixels).pooled, bb.encode_video(pixels.flip(1)).pooled
+    order_free = torch.allclose(forward, backward, rtol=1e-5, atol=1e-6)
+    assert bb.temporal == listed == (not order_free) == (kind == "hf-xclip")
+
+
+def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path):
+    import h5py
+    from fakes import make_bench
+
+    from paxion.cache.reader import Cache
+    from paxion.cache.verify import verify_cache
+    from paxion.extract.pipeline import extract
+    from paxion.extract.video import read_frames
+
+    bench, videos = make_bench(tmp_path / "world", {"validation": 3})
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0).complete
+    cache = Cache(tmp_path / "c", backbone=bb)
+    for shard in cache.manifest["splits"]["validation"]["shards"]:
+        with h5py.File(tmp_path / "c" / shard["file"], "r") as f:
+            assert "tokens_rev" not in f and "pooled_rev" in f
+    got = cache.read_split("validation", ["tokens", "tokens_rev", "pooled_rev"])
+    np.testing.assert_array_equal(got["tokens_rev"], got["tokens"][:, ::-1])
+    rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
+    size, crop = bb.decode_geometry
+    clips = np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=size, crop=crop) for r in rows])
+    rev = bb.encode_video(bb.preprocess(clips).flip(1))
+    np.testing.assert_allclose(got["pooled_rev"], rev.pooled.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["tokens_rev"], rev.tokens.numpy(), rtol=2e-3, atol=2e-3)
+    assert verify_cache(tmp_path / "c") == []

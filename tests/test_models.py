@@ -113,7 +113,8 @@ def test_backbone_scorer_is_blind_to_frame_order_but_reads_pooled_rev_when_tempo
     assert framewise.encode_video(batch).shape == (B, 1, DIM)
     temporal = BackboneScorer(temporal=True)
     assert torch.allclose(temporal.encode_video(batch, reverse=True)[:, 0], F.normalize(batch["pooled_rev"]))
-    assert BackboneScorer.scale == 100.0
+    assert BackboneScorer(temporal=False).scale == 100.0  # CLIP's, when the manifest records none
+    assert BackboneScorer(temporal=False, scale=7.5).scale == 7.5
 
 
 def test_similarity_takes_the_max_over_latents():

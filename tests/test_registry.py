@@ -97,9 +97,9 @@ def test_spec_is_split_at_the_first_colon():
 
 def test_built_ins_are_listed_with_what_they_are():
     entries = {entry.name: entry for entry in backbone_entries()}
-    assert [(e.usage, e.source, e.temporal) for e in list(entries.values())[:3]] == [
+    assert [(e.usage, e.source, e.temporal) for e in list(entries.values())[:4]] == [
         ("toy", "built-in", False), ("hf-clip:NAME_OR_PATH", "built-in", False),
-        ("hf-xclip:NAME_OR_PATH", "built-in", True)]
+        ("hf-xclip:NAME_OR_PATH", "built-in", True), ("hf-siglip:NAME_OR_PATH", "built-in", False)]
     assert entries["toy"].target == "paxion.extract.backbones.toy:ToyBackbone"
 
 
@@ -134,8 +134,8 @@ def test_cli_lists_and_extracts_with_a_plug_in(plugin, tmp_path, monkeypatch):
     listing = CliRunner().invoke(cli, ["backbones"])
     assert listing.exit_code == 0, listing.output
     rows = {line.split("│")[1].strip(): line for line in listing.output.splitlines() if line.count("│") == 5}
-    assert set(rows) == {"toy", "hf-clip:NAME_OR_PATH", "hf-xclip:NAME_OR_PATH", "hf-blip:NAME_OR_PATH", "fake[:ARGS]",
-                         "toy[:ARGS]", "wrong[:ARGS]", "gone[:ARGS]"}
+    assert set(rows) == {"toy", "hf-clip:NAME_OR_PATH", "hf-xclip:NAME_OR_PATH", "hf-blip:NAME_OR_PATH",
+                         "hf-siglip:NAME_OR_PATH", "fake[:ARGS]", "toy[:ARGS]", "wrong[:ARGS]", "gone[:ARGS]"}
     assert "yes" in rows["hf-xclip:NAME_OR_PATH"] and "paxion-test-plugin 1.2" in rows["fake[:ARGS]"]
     assert "unused: name taken" in rows["toy[:ARGS]"] and "unused" not in rows["toy"]
     bench, videos = make_bench(tmp_path, {"train": 2})

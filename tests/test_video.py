@@ -131,6 +131,17 @@ def _marked(count=4, width=64, height=32):
     return frames
 
 
+def test_crop_keeps_the_aspect_ratio_and_the_centre(tmp_path):
+    # a 32 x 64 video: black side bands 16 px wide around a white centre square
+    frames = np.zeros((2, 32, 64, 3), dtype=np.uint8)
+    frames[:, :, 16:48] = 255
+    path = _write(tmp_path / "wide.mp4", frames)
+    cropped = read_frames(path, num_frames=2, size=16, crop=True)
+    assert cropped.shape == (2, 16, 16, 3) and cropped.min() >= 250
+    squashed = read_frames(path, num_frames=2, size=16)
+    assert squashed.shape == (2, 16, 16, 3) and squashed[:, :, :3].max() <= 5
+
+
 def _red_corner(frame):
     """Which corner of a frame holds the red block, read from its four corner pixels."""
     height, width = frame.shape[:2]

@@ -155,6 +155,8 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
 SAME_FIELDS = ("aa_same", "or_same")  # the AA / OR negative embeds like the caption (cut by the text encoder)
+# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time.
+FLIPPED_FIELDS = {"tokens_rev": "tokens"}
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -195,6 +197,8 @@ def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, co
             for name in sorted({*specs, *f}) if complete else list(f):
                 kind, shape = specs.get(name, (None, None))
                 ds = f.get(name)
+                if ds is None and FLIPPED_FIELDS.get(name) in f:
+                    continue  # read as its source field flipped in time
                 if ds is None:
                     problems.append(f"no field {name!r}")
                 elif ds.shape[:1] != (clips,):

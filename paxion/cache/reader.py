@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import check_backbone, check_file, read_manifest, read_texts, shard_problems
+from paxion.cache.manifest import FLIPPED_FIELDS, check_backbone, check_file, read_manifest, read_texts, shard_problems
 from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
 
@@ -133,7 +133,9 @@ class Cache:
             with self._open_shard(record) as f:
                 names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
                 for name in names:  # grows by the scales of int8 fields read as stored
-                    ds = _open_field(f, name)
+                    # a time-symmetric temporal backbone stores no reversed tokens: they are the tokens read backwards
+                    source = name if name in f else FLIPPED_FIELDS.get(name, name)
+                    ds = _open_field(f, source)
                     stored = ds.dtype
                     if fields is not None and not dequantize and stored == np.int8:
                         names += [name + SCALE, name + CHANNEL_SCALE]
@@ -141,7 +143,10 @@ class Cache:
                         kind = np.float16 if dequantize and stored == np.int8 else stored
                         out[name] = np.empty((rows_total, *ds.shape[1:]), object if stored.kind == "S" else kind)
                     try:
-                        _read_field(f, ds, stored, name, out[name][start : start + record["clips"]])
+                        rows = out[name][start : start + record["clips"]]
+                        _read_field(f, ds, stored, source, rows)
+                        if source != name:
+                            rows[:] = rows[:, ::-1].copy()
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
             start += record["clips"]

@@ -6,6 +6,7 @@ the signal as its reason and is replaced; the run goes on, and a rerun fails the
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import signal
@@ -200,17 +201,19 @@ def decode_batches(
     *,
     num_frames: int,
     size: int,
+    crop: bool = False,
     workers: int = 2,
     decode: Decode = read_frames,
 ) -> Iterator[dict]:
     """Decode `clips` (bench records) in the order of `batches` (lists of positions) and yield one dict per batch.
 
     Each dict has `end` (one past the batch's last position), `pos` (positions that decoded), `frames` uint8
-    [B, T, size, size, 3] or None, and `failed`: (position, reason) for clips whose video could not be decoded,
+    [B, T, size, size, 3] (squashed, or with `crop` centre squares, see `read_frames`) or None, and `failed`: (position, reason) for clips whose video could not be decoded,
     including "decoder process died with SIGSEGV" when the worker decoding it died. `workers=0` decodes in the
     calling process (no protection against crashes). `decode` is `read_frames` or a stand-in with its signature.
     Raises RuntimeError when decoding fails for another reason than a bad video (a bug).
     """
+    decode = functools.partial(decode, crop=True) if crop else decode
     if workers == 0:
         for batch in batches:
             yield _collate([(p, *_decode_one(decode, videos, clips[p], num_frames, size)) for p in batch])

@@ -122,18 +122,21 @@ def backbone_record(backbone: torch.nn.Module) -> dict:
         "name": backbone.name, "config_hash": backbone.config_hash(), "temporal": bool(backbone.temporal),
         "embed_dim": backbone.embed_dim, "token_dim": backbone.token_dim,
         "tokens_per_frame": backbone.tokens_per_frame, "num_params": sum(p.numel() for p in backbone.parameters()),
+        "logit_scale": float(backbone.logit_scale),
     }
 
 
 @torch.inference_mode()
-def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
+def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.device, *,
+                  drop_flipped: bool) -> dict[str, np.ndarray]:
     pixels = backbone.preprocess(frames).to(device, non_blocking=True)
-    views = {"": pixels, "_rev": pixels.flip(1)} if backbone.temporal else {"": pixels}
-    out = {}
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        for suffix, x in views.items():
-            feats = backbone.encode_video(x)
-            out |= {f"tokens{suffix}": feats.tokens, f"frames{suffix}": feats.frames, f"pooled{suffix}": feats.pooled}
+        views = {"": backbone.encode_video(pixels)}
+        if backbone.temporal:
+            views["_rev"] = backbone.encode_reversed(pixels, views[""])
+    out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
+    if drop_flipped and backbone.tokens_symmetric:
+        del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.FLIPPED_FIELDS)
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 
@@ -252,17 +255,20 @@ class _ShardEncoder:
     """Turns a batch of decoded clips of one shard into the shard's per-clip arrays (features, texts, saliency).
 
     cut: per text of the table, whether the text encoder cut it. saliency_backbone: computes the saliency flags from
-    its own frame and caption embeddings (None = the extracting backbone's)."""
+    its own frame and caption embeddings (None = the extracting backbone's). drop_flipped: leave out reversed tokens
+    that equal the tokens flipped in time (fp16 caches; int8 ones keep them, with their own scales)."""
 
     def __init__(self, backbone: torch.nn.Module, device: torch.device, texts: list[str], text_emb: np.ndarray,
-                 cut: np.ndarray, saliency: dict, saliency_backbone: torch.nn.Module | None = None) -> None:
+                 cut: np.ndarray, saliency: dict, saliency_backbone: torch.nn.Module | None = None, *,
+                 drop_flipped: bool = True) -> None:
         self.backbone, self.device, self.texts, self.text_emb, self.cut = backbone, device, texts, text_emb, cut
+        self.drop_flipped = drop_flipped
         self.index = {t: i for i, t in enumerate(texts)}
         self.saliency, self.saliency_backbone = saliency, saliency_backbone
 
     def __call__(self, plan: ShardPlan, positions: list[int], frames: np.ndarray) -> dict[str, np.ndarray]:
         """Arrays for the clips `plan.records[positions]` whose decoded frames are `frames` [B, T, H, W, 3]."""
-        feats = _encode_clips(self.backbone, frames, self.device)
+        feats = _encode_clips(self.backbone, frames, self.device, drop_flipped=self.drop_flipped)
         records = [plan.records[p] for p in positions]
         refs = [text_indices(r, self.index) for r in records]
         arrays = {name: np.stack([r[name] for r in refs]) for name in refs[0]}
@@ -337,8 +343,9 @@ def _write_shards(out: Path, plans: list[ShardPlan], encode: _ShardEncoder, vide
                   batch_size: int, workers: int, token_dtype: str, tally: _Tally) -> None:
     """Decode, encode and write the shards `plans` (claimed by this process), each with its sidecar record."""
     clips = [r for plan in plans for r in plan.records]
-    batches = decode_batches(clips, _batches(plans, batch_size), videos, num_frames=frames,
-                             size=encode.backbone.image_size, workers=workers if clips else 0)
+    size, crop = encode.backbone.decode_geometry
+    batches = decode_batches(clips, _batches(plans, batch_size), videos, num_frames=frames, size=size, crop=crop,
+                             workers=workers if clips else 0)
     done = 0
     try:
         for plan in plans:
@@ -427,7 +434,7 @@ def extract(
     plans = plan_shards(records, shard_size)
     mine = [p for g, p in enumerate(plans) if g % num_shards == shard_index]
     encode = _ShardEncoder(backbone, resolve_device(device), texts, text_emb, np.array(backbone.truncated(texts), bool),
-                           saliency, saliency_backbone)
+                           saliency, saliency_backbone, drop_flipped=token_dtype == "fp16")
     result = ExtractResult()
     tally = _Tally(result, sum(len(p.records) for p in mine), len(mine), progress)
     pending = mine

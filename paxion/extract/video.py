@@ -58,10 +58,17 @@ def sample_times(times: list[Fraction], *, start: Fraction, end: Fraction, num_f
     return picks + [len(times) - 1] * (num_frames - len(picks))
 
 
-def _rgb(frame: av.VideoFrame, size: int | None) -> np.ndarray:
-    """The frame as RGB uint8 [H, W, 3], upright as a player shows it (display-matrix rotation applied)."""
+def _rgb(frame: av.VideoFrame, size: int | None, crop: bool = False) -> np.ndarray:
+    """The frame as RGB uint8 [H, W, 3], upright as a player shows it (display-matrix rotation applied); with
+    `crop`, the shorter side resized to `size` and the centred size x size square kept, else squashed to it."""
     if size is None:
         rgb = frame.to_ndarray(format="rgb24")
+    elif crop:
+        scale = size / min(frame.width, frame.height)
+        w, h = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
+        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        top, left = (h - size) // 2, (w - size) // 2
+        rgb = np.ascontiguousarray(rgb[top:top + size, left:left + size])
     else:
         rgb = frame.reformat(width=size, height=size, format="rgb24", interpolation="AREA").to_ndarray()
     # PyAV's rotation is the display matrix's angle, counter-clockwise (av_display_rotation_get): players turn the
@@ -156,8 +163,8 @@ def _check_complete(path: Path, decoded: Fraction | None, declared: Fraction | N
 class _Sampler:
     """One open video: its declared duration and the passes that read it."""
 
-    def __init__(self, path: Path, container: av.container.InputContainer, size: int | None) -> None:
-        self.path, self.container, self.size = path, container, size
+    def __init__(self, path: Path, container: av.container.InputContainer, size: int | None, crop: bool) -> None:
+        self.path, self.container, self.size, self.crop = path, container, size, crop
         self.stream = container.streams.video[0]
         if self.stream.codec_context.width * self.stream.codec_context.height >= LARGE_FRAME:
             self.stream.thread_type = "AUTO"
@@ -199,7 +206,7 @@ class _Sampler:
 
         for frame in _on_screen(frames(), centres, (start + end) / 2):
             if shown is None or shown[0] is not frame:
-                shown = frame, _rgb(frame, self.size)
+                shown = frame, _rgb(frame, self.size, self.crop)
             picked.append(shown[1])
         # Every centre is decided (or the file ended): read on, without decoding, to see whether the file reaches `end`.
         for packet in self.container.demux(self.stream):
@@ -213,7 +220,7 @@ class _Sampler:
             last_gap = self.end - timeline.time(timeline.last[-1])
             _check_complete(self.path, timeline.time(last.pts) + last_gap, self.end)
         if len(picked) < num_frames:
-            picked += [shown[1] if shown and shown[0] is last else _rgb(last, self.size)] * (num_frames - len(picked))
+            picked += [shown[1] if shown and shown[0] is last else _rgb(last, self.size, self.crop)] * (num_frames - len(picked))
         return picked
 
 
@@ -224,8 +231,12 @@ def read_frames(
     size: int | None = None,
     start: float | None = None,
     end: float | None = None,
+    crop: bool = False,
 ) -> np.ndarray:
     """Sample `num_frames` RGB frames of a video as uint8 [T, H, W, 3] (H = W = size when given), upright.
+
+    With a size, each frame is squashed to size x size, or with `crop` its shorter side is resized to `size` and the
+    centred square kept (the geometry of CLIP-style image processors).
 
     Sampling rule, by presentation time: [start, end] in seconds from the video's first frame (whole clip:
     [0, duration], with the same result as giving those times) is split into T equal segments and the frame on
@@ -254,7 +265,7 @@ def read_frames(
     begin = max(Fraction(start or 0), Fraction(0))
     try:
         with _open(path) as container:
-            sampler = _Sampler(path, container, size)
+            sampler = _Sampler(path, container, size, crop)
             stop = sampler.duration() if end is None else Fraction(end)
             if stop <= begin:
                 raise VideoDecodeError(path, f"empty time range [{start}, {end}] s")

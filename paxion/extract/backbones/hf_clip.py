@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from transformers import CLIPModel
 
@@ -14,6 +16,9 @@ class HFClipBackbone(HFBackbone):
 
     kind = "hf-clip"
     model_class = CLIPModel
+    # CLIPImageProcessor's defaults (OpenAI CLIP's statistics, bicubic, shorter side then centre crop)
+    processor_defaults: ClassVar[dict] = {"do_center_crop": True, "resample": 3, "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                          "image_std": (0.26862954, 0.26130258, 0.27577711)}
     temporal = False
 
     @torch.inference_mode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from transformers import XCLIPModel
 
@@ -16,8 +18,18 @@ class HFXClipBackbone(HFBackbone):
     Text features are the plain projected text embeddings, without X-CLIP's video-conditioned prompts.
     """
 
+    # Cross-frame attention has no temporal position, so a reversed clip's tokens are the tokens flipped; checked on
+    # the first clip batch within this relative tolerance (fp16 autocast on a GPU differs by ~1e-3).
+    symmetry_rtol = 1e-2
+    tokens_symmetric: bool | None = None  # None until the first reversed batch was checked
+
     kind = "hf-xclip"
     model_class = XCLIPModel
+    # X-CLIP's training statistics (ImageNet's, microsoft/VideoX X-CLIP img_norm_cfg 123.675/58.395 ... over 255),
+    # bilinear, shorter side then centre crop, as its hub checkpoints' VideoMAE preprocessor configs; not CLIP's,
+    # which transformers falls back to without a config.
+    processor_defaults: ClassVar[dict] = {"do_center_crop": True, "resample": 2, "image_mean": (0.485, 0.456, 0.406),
+                          "image_std": (0.229, 0.224, 0.225)}
     temporal = True
 
     @torch.inference_mode()
@@ -32,3 +44,21 @@ class HFXClipBackbone(HFBackbone):
         pooled = self.model.mit(frames).pooler_output
         tokens = out.last_hidden_state.view(b, t, *out.last_hidden_state.shape[1:])
         return VideoFeatures(tokens, frames, pooled)
+
+    @torch.inference_mode()
+    def encode_reversed(self, pixels: torch.Tensor, feats: VideoFeatures) -> VideoFeatures:
+        """The reversed clip: tokens and frames flipped, pooled = the integration transformer on the flipped frames.
+
+        The first call also runs the vision tower on the flipped pixels and keeps doing so for every call if the
+        tokens differ from the flipped tokens by more than `symmetry_rtol` of their largest magnitude."""
+        if self.tokens_symmetric is None:
+            full = self.encode_video(pixels.flip(1))
+            scale = feats.tokens.abs().amax().item()
+            self.tokens_symmetric = bool(
+                (full.tokens - feats.tokens.flip(1)).abs().amax().item() <= self.symmetry_rtol * scale
+            )
+            return full
+        if not self.tokens_symmetric:
+            return self.encode_video(pixels.flip(1))
+        frames = feats.frames.flip(1)
+        return VideoFeatures(feats.tokens.flip(1), frames, self.model.mit(frames).pooler_output)

@@ -90,12 +90,15 @@ def _hugging_face(kind: str, target: str) -> BackboneFactory:
 _HF_CLIP = "paxion.extract.backbones.hf_clip:HFClipBackbone"
 _HF_XCLIP = "paxion.extract.backbones.hf_xclip:HFXClipBackbone"
 _HF_BLIP = "paxion.extract.backbones.hf_blip:HFBlipBackbone"
+_HF_SIGLIP = "paxion.extract.backbones.hf_siglip:HFSiglipBackbone"
 BUILTIN: tuple[BackboneEntry, ...] = (
     BackboneEntry("toy", "built-in", "paxion.extract.backbones.toy:ToyBackbone", "toy", False, _toy),
     BackboneEntry("hf-clip", "built-in", _HF_CLIP, "hf-clip:NAME_OR_PATH", False, _hugging_face("hf-clip", _HF_CLIP)),
     BackboneEntry("hf-xclip", "built-in", _HF_XCLIP, "hf-xclip:NAME_OR_PATH", True,
                   _hugging_face("hf-xclip", _HF_XCLIP)),
     BackboneEntry("hf-blip", "built-in", _HF_BLIP, "hf-blip:NAME_OR_PATH", False, _hugging_face("hf-blip", _HF_BLIP)),
+    BackboneEntry("hf-siglip", "built-in", _HF_SIGLIP, "hf-siglip:NAME_OR_PATH", False,
+                  _hugging_face("hf-siglip", _HF_SIGLIP)),
 )
 
 
