@@ -97,9 +97,10 @@ def test_spec_is_split_at_the_first_colon():
 
 def test_built_ins_are_listed_with_what_they_are():
     entries = {entry.name: entry for entry in backbone_entries()}
-    assert [(e.usage, e.source, e.temporal) for e in list(entries.values())[:4]] == [
+    assert [(e.usage, e.source, e.temporal) for e in list(entries.values())[:5]] == [
         ("toy", "built-in", False), ("hf-clip:NAME_OR_PATH", "built-in", False),
-        ("hf-xclip:NAME_OR_PATH", "built-in", True), ("hf-siglip:NAME_OR_PATH", "built-in", False)]
+        ("hf-xclip:NAME_OR_PATH", "built-in", True), ("hf-blip:NAME_OR_PATH", "built-in", False),
+        ("hf-siglip:NAME_OR_PATH", "built-in", False)]
     assert entries["toy"].target == "paxion.extract.backbones.toy:ToyBackbone"
 
 

@@ -8,6 +8,8 @@ through `vision_proj`, the text encoder's first token (no cross-attention) throu
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from transformers import BlipForImageTextRetrieval
 
@@ -20,6 +22,10 @@ class HFBlipBackbone(HFBackbone):
 
     kind = "hf-blip"
     model_class = BlipForImageTextRetrieval
+    # BlipImageProcessor: a bicubic resize straight to the square input (no crop), CLIP's statistics
+    processor_defaults: ClassVar[dict] = {"do_center_crop": False, "resample": 3,
+                                          "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                                          "image_std": (0.26862954, 0.26130258, 0.27577711)}
     temporal = False
 
     def __init__(self, **kwargs) -> None:
