@@ -814,8 +814,11 @@ def demo(out: str, quick: bool, device: str) -> None:
     \b
     Stages: synth world -> bench build -> extract (toy backbone) -> ActionBench of the backbone ->
     KP-Transformer [VTC], KP-Perceiver [VTC], KP-Perceiver [VTC+DVDM] -> ActionBench of each ->
-    KP-Perceiver FT, Side-Tuning and the PAXION fuser -> retrieval (label, template, temporal).
-    Writes OUT/report.json (every number) and OUT/report.png (the ActionBench figure).
+    KP-Perceiver FT, Side-Tuning, the PAXION fuser and KP[VTC]+KF -> retrieval (label, template, temporal) ->
+    a domain-shifted world -> zero-shot classification (Table 4 analog).
+    Writes OUT/report.json (every number), OUT/report.html (the page of `paxion report`: tables, ablations,
+    per-class results, McNemar tests, learning curves, saliency, examples) and OUT/report.png (the ActionBench
+    figure); prediction records under OUT/predictions/.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -829,7 +832,8 @@ def demo(out: str, quick: bool, device: str) -> None:
     figure = plot_actionbench(report, f"{out}/report.png")
     for table in (study_actionbench_table(report), study_retrieval_table(report), timings_table(report)):
         console.print(table)
-    console.print(f"report: {out}/report.json, figure: {figure}", markup=False)
+    console.print(f"report: {out}/report.json, {out}/report.html (open it in a browser), figure: {figure}",
+                  markup=False)
 
 
 def main() -> None:
