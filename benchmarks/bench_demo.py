@@ -20,7 +20,7 @@ from _tiny import parse_args
 from paxion.demo.study import DemoPlan, run_study
 
 # seed 67: a world this small whose clips cover every temporal template, as the temporal retrieval task needs
-TINY = DemoPlan(train_clips=16, val_clips=8, patch_epochs=1, downstream_epochs=1, seed=67)
+TINY = DemoPlan(train_clips=16, val_clips=8, patch_epochs=1, downstream_epochs=1, seed=67, shift_clips=8)
 
 
 class _Quiet:

@@ -36,9 +36,18 @@ def cache_option(*, help: str = "Feature cache directory written by `paxion extr
                         help=help)
 
 
-def run_option(*, help: str):
-    """`--run DIR`, a run directory written by `paxion train`, passed as `run_dir`."""
-    return click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), help=help)
+def run_option(*, help: str, multiple: bool = False):
+    """`--run DIR`, a run directory written by `paxion train`, passed as `run_dir` (a tuple `run_dirs` when it may
+    be given several times)."""
+    return click.option("--run", "run_dirs" if multiple else "run_dir", type=click.Path(exists=True, file_okay=False),
+                        multiple=multiple, help=help)
+
+
+def predictions_option(*, what: str):
+    """`--predictions FILE`: write one prediction record per item (JSONL), passed as `predictions_out`."""
+    return click.option("--predictions", "predictions_out", type=click.Path(dir_okay=False),
+                        help=f"Also write one JSON line per {what}: clip id, task, class, the candidates with their "
+                             "scores and ranks, the answer, correct / tie / wrong and its credit.")
 
 
 def split_option(*, default: str = "validation", help: str = "Cache split to evaluate."):
@@ -249,6 +258,43 @@ def bench_antonym(texts: tuple[str, ...], as_json: bool) -> None:
 # ---- backbones ----
 
 SPEC_HELP = "NAME or NAME:ARGS: toy, hf-clip:NAME_OR_PATH, hf-xclip:NAME_OR_PATH or a plug-in (`paxion backbones`)"
+
+
+@bench.command("human-eval")
+@click.option("--bench", "bench_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A bench split written by `paxion bench build` (e.g. BENCH/validation.jsonl).")
+@click.option("--videos", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The folder the bench's video names are relative to.")
+@out_dir_option(help="Folder for the clips, sheet.csv (to fill in), key.json (the answers) and README.txt.")
+@click.option("--n", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Items drawn for AA / OR together and for VR each.")
+@seed_option(help="Seed of the draw and of which option is A.")
+def bench_human_eval(bench_file: str, videos: str, out: str, n: int, seed: int) -> None:
+    """Write a human-baseline sheet: sampled ActionBench items as clips, two options each (A / B)."""
+    from paxion.analysis.human import write_human_eval
+
+    key = write_human_eval(bench_file, videos, out, n=n, seed=seed)
+    console.print(f"wrote {len(key)} items to {out}/sheet.csv; fill its answer column with A or B, then run "
+                  f"`paxion bench human-score {out} SHEET`", markup=False)
+
+
+@bench.command("human-score")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("sheet", type=click.Path(exists=True, dir_okay=False))
+@json_option(writes='{task: {"accuracy", "n", "ci95"}}')
+def bench_human_score(folder: str, sheet: str, json_out: str | None) -> None:
+    """Score a filled human-baseline sheet against FOLDER/key.json, with the same 95% intervals as the models."""
+    import numpy as np
+
+    from paxion.analysis.human import score_sheet
+    from paxion.report.tables import TASK_NAMES, actionbench_table
+    from paxion.trainer.evaluate import summarise
+
+    result = score_sheet(folder, sheet)
+    empty = summarise(np.zeros(0))
+    console.print(actionbench_table({"human": {task: result.get(task, empty) for task in TASK_NAMES}},
+                                    title=f"human baseline: {sheet}"))
+    _write_result(json_out, result)
 
 
 @cli.command("backbones")
@@ -593,44 +639,75 @@ def _listed_clips(cache, split: str, ids_file: str | None):
 
 @cli.command("eval")
 @cache_option()
-@run_option(help="Run directory written by `paxion train` (its model.pt is scored).")
-@click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself instead of a run.")
+@run_option(help="Run directory written by `paxion train` (its model.pt is scored). Give it several times (or with "
+                 "--backbone-only) to score every model on the same clips and compare them pairwise (McNemar).",
+            multiple=True)
+@click.option("--backbone-only", is_flag=True, help="Score the frozen backbone itself (listed first).")
 @split_option()
-@json_option(writes='{"aa": {"accuracy", "n", "ci95", "left_out"}, "vr": {..., "set"}, "or": ...}')
+@json_option(writes='{"aa": {"accuracy", "n", "ci95", "left_out"}, "vr": {..., "set"}, "or": ..., "per_class": [{"class", '
+                    '"aa": ..., ...}, worst class first]} (several models: {"models": {name: that}, "paired": '
+                    '{"B vs A": {task: ...}}})')
 @device_option()
 @batch_size_option(default=256, help="Clips scored per batch.")
 @ids_option()
 @verify_option()
 @click.option("--vr-set", default="all", show_default=True, type=click.Choice(["all", "aa"]),
               help="Video Reversal on every clip, or on the clips with an Action Antonym caption (the paper's set).")
-def eval_command(cache_dir: str, run_dir: str | None, backbone_only: bool, split: str, json_out: str | None,
-                 verify: bool, device: str, batch_size: int, ids_file: str | None, vr_set: str) -> None:
-    """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of a run or the backbone.
+@predictions_option(what="clip and task (several models: each record carries \"model\")")
+@click.option("--per-class", "show_classes", is_flag=True,
+              help="Also print accuracy per class (template), n and 95% interval, worst class first.")
+def eval_command(cache_dir: str, run_dirs: tuple[str, ...], backbone_only: bool, split: str, json_out: str | None,
+                 verify: bool, device: str, batch_size: int, ids_file: str | None, vr_set: str,
+                 predictions_out: str | None, show_classes: bool) -> None:
+    """ActionBench accuracy (Action Antonym, Video Reversal, Object Replacement) of runs and / or the backbone.
 
-    Give exactly one of --run and --backbone-only. Prints accuracy in percent with the 95% Wilson interval per
-    task and the number of pairs n; ties count as half correct. AA / OR pairs whose negative embeds like its
-    caption (both cut to the same tokens by the text encoder) are left out and counted. Writes nothing unless
-    --json is given.
+    Give --run, --backbone-only or both. Prints accuracy in percent with the 95% Wilson interval per task and the
+    number of pairs n; ties count as half correct. AA / OR pairs whose negative embeds like its caption (both cut
+    to the same tokens by the text encoder) are left out and counted. With two or more models, also the paired difference per task
+    with an exact McNemar test. Writes nothing unless --json or --predictions is given.
     """
+    from paxion.analysis.items import per_class, write_predictions
+    from paxion.analysis.paired import compare_models
+    from paxion.analysis.predict import actionbench_predictions
+    from paxion.analysis.tables import paired_tables, per_class_tables
     from paxion.cache.reader import Cache
     from paxion.device import resolve_device
     from paxion.report.tables import actionbench_table
     from paxion.scoring import check_split, load_scorer
-    from paxion.trainer.evaluate import actionbench
 
-    if (run_dir is not None) == backbone_only:
-        raise click.UsageError("give exactly one of --run RUN_DIR and --backbone-only")
+    models = (["backbone"] if backbone_only else []) + list(run_dirs)
+    if not models:
+        raise click.UsageError("give --run RUN_DIR (one or more) or --backbone-only")
+    if len(set(models)) != len(models):
+        raise click.UsageError("a model is given twice")
     cache = Cache(cache_dir, verify=verify)
     torch_device = resolve_device(device)
-    scorer = load_scorer(cache, run_dir, device=torch_device)
     clips = _listed_clips(cache, split, ids_file)
+    results, records = {}, {}
     with _bar() as bar:
-        task = bar.add_task(f"scoring {escape(split)}", total=check_split(cache, split))
-        result = actionbench(cache, scorer, split, clips=clips, vr_set=vr_set, batch_size=batch_size,
-                             device=torch_device, progress=lambda k: bar.advance(task, k))
-    console.print(actionbench_table({run_dir or "backbone": result},
-                                    title=f"ActionBench on {split} (VR on {vr_set} clips)"))
-    _write_result(json_out, result)
+        for name in models:
+            scorer = load_scorer(cache, None if name == "backbone" else name, device=torch_device)
+            task = bar.add_task(f"scoring {escape(split)}: {escape(name)}", total=check_split(cache, split))
+            results[name], records[name] = actionbench_predictions(
+                cache, scorer, split, clips=clips, vr_set=vr_set, batch_size=batch_size, device=torch_device,
+                progress=lambda k, task=task: bar.advance(task, k))
+    classes = {name: per_class(records[name]) for name in models}
+    console.print(actionbench_table(results, title=f"ActionBench on {split} (VR on {vr_set} clips)"))
+    if show_classes:
+        for name in models:
+            console.print(*per_class_tables(classes[name], title=f"{name}: accuracy per class, worst first",
+                                            width=console.width))
+    for name in models:  # a list: the JSON file's keys are sorted, the classes keep their order
+        results[name]["per_class"] = [{"class": c, **tasks} for c, tasks in classes[name].items()]
+    paired = compare_models(records) if len(models) > 1 else None
+    if paired:
+        console.print(*paired_tables(paired, title="paired difference per task (exact McNemar; A = the later model)",
+                                     width=console.width))
+    if predictions_out is not None:
+        lines = records[models[0]] if len(models) == 1 else [
+            {"model": name, **r} for name in models for r in records[name]]
+        write_predictions(predictions_out, lines)
+    _write_result(json_out, results[models[0]] if len(models) == 1 else {"models": results, "paired": paired})
 
 
 # ---- retrieve ----
@@ -671,9 +748,10 @@ def _parse_ks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @ids_option(help="Score only the clips listed in this file, one id per line (e.g. the 2,088-clip SSv2 pool).")
 @verify_option()
 @batch_size_option(default=256, help="Clips encoded per batch.")
+@predictions_option(what="query clip (retrieval: video to text, its top 10 texts and the rank of its own)")
 def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str, ensemble: bool, verify: bool,
                      ks: tuple[int, ...], json_out: str | None, device: str, classes_source: str | None,
-                     prompt: str | None, ids_file: str | None, batch_size: int) -> None:
+                     prompt: str | None, ids_file: str | None, batch_size: int, predictions_out: str | None) -> None:
     """Downstream evaluation of a run (or the backbone): exact FAISS retrieval, multiple choice, zero-shot.
 
     Retrieval tasks print R@k in percent and the median rank in both directions (video to text, text to
@@ -711,7 +789,37 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
                           ensemble_with=backbone, device=torch_device, batch_size=batch_size, progress=report)
     title = f"{task} on {split}: {run_dir or 'backbone'}{' + backbone ensemble' if ensemble else ''}"
     console.print(retrieval_table(result, title=title, ks=ks))
+    if predictions_out is not None:
+        from paxion.analysis.items import write_predictions
+        from paxion.analysis.predict import task_predictions
+
+        write_predictions(predictions_out, task_predictions(
+            cache, scorer, task, split=split, classes=classes, prompt=prompt, clips=clips, ensemble_with=backbone,
+            depth=max(ks), device=torch_device, batch_size=batch_size))
     _write_result(json_out, result)
+
+
+# ---- report ----
+
+
+@cli.command("report")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_html", type=click.Path(dir_okay=False), default=None,
+              help="The HTML file to write  [default: FOLDER/report.html].")
+@click.option("--examples", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Qualitative examples per kind (learned, failed) and task.")
+def report_command(folder: str, out_html: str | None, examples: int) -> None:
+    """One self-contained HTML page (figures inlined) of a folder holding a report.json, e.g. `paxion demo`'s.
+
+    Shows the tables, ablations, per-class bars, paired tests, learning curves, saliency and qualitative examples
+    that the folder's report.json and prediction files hold; a missing part says what it needs.
+    """
+    from pathlib import Path
+
+    from paxion.analysis.html import write_report
+
+    path = write_report(folder, out_html or Path(folder) / "report.html", examples=examples)
+    console.print(f"wrote {path}", markup=False)
 
 
 # ---- demo ----
@@ -748,8 +856,11 @@ def demo(out: str, quick: bool, device: str) -> None:
     \b
     Stages: synth world -> bench build -> extract (toy backbone) -> ActionBench of the backbone ->
     KP-Transformer [VTC], KP-Perceiver [VTC], KP-Perceiver [VTC+DVDM] -> ActionBench of each ->
-    KP-Perceiver FT, Side-Tuning and the PAXION fuser -> retrieval (label, template, temporal).
-    Writes OUT/report.json (every number) and OUT/report.png (the ActionBench figure).
+    KP-Perceiver FT, Side-Tuning, the PAXION fuser and KP[VTC]+KF -> retrieval (label, template, temporal) ->
+    a domain-shifted world -> zero-shot classification (Table 4 analog).
+    Writes OUT/report.json (every number), OUT/report.html (the page of `paxion report`: tables, ablations,
+    per-class results, McNemar tests, learning curves, saliency, examples) and OUT/report.png (the ActionBench
+    figure); prediction records under OUT/predictions/.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -763,7 +874,8 @@ def demo(out: str, quick: bool, device: str) -> None:
     figure = plot_actionbench(report, f"{out}/report.png")
     for table in (study_actionbench_table(report), study_retrieval_table(report), timings_table(report)):
         console.print(table)
-    console.print(f"report: {out}/report.json, figure: {figure}", markup=False)
+    console.print(f"report: {out}/report.json, {out}/report.html (open it in a browser), figure: {figure}",
+                  markup=False)
 
 
 def _print_error(message: str) -> None:

@@ -179,3 +179,12 @@ def test_cli_train_and_bad_input(cache_dir, tmp_path):
     budget = runner.invoke(cli, ["train", "--cache", str(cache_dir), "--out", str(tmp_path / "z"),
                                  "--memory-budget", "lots"])
     assert budget.exit_code != 0 and "not a size" in budget.output
+
+
+def test_eval_every_epoch_appends_a_learning_curve(cache_dir, tmp_path):
+    options = dict(FAST, epochs=2, eval_every_epoch=True)
+    summary = train(cache_dir, tmp_path / "run", options=options, device="cpu")
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    curve = [m for m in lines if "aa" in m and "eval" not in m]
+    assert [m["epoch"] for m in curve] == [1, 2]
+    assert curve[-1] == {"epoch": 2, **accuracies(summary["eval"]), "or": summary["eval"]["or"]["accuracy"]}

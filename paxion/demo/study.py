@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from paxion.analysis.html import write_report
+from paxion.analysis.items import write_predictions
+from paxion.analysis.predict import actionbench_predictions
+from paxion.analysis.saliency import saliency_summary
 from paxion.atomic import ensure_dir, write_text
 from paxion.bench.build import build_bench
 from paxion.bench.readers import read_dataset
@@ -18,10 +22,10 @@ from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
 from paxion.models.patched import count_parameters, load_model
 from paxion.retrieval.tasks import run_task
-from paxion.scoring import load_scorer
+from paxion.scoring import ModelScorer, load_scorer
+from paxion.synth.render import SHIFTED
 from paxion.synth.world import write_world
 from paxion.trainer.config import TrainConfig
-from paxion.trainer.evaluate import actionbench
 from paxion.trainer.train import train
 
 
@@ -34,11 +38,12 @@ class DemoPlan:
     patch_epochs: int
     downstream_epochs: int
     seed: int = 0
+    shift_clips: int = 200  # validation clips of the domain-shifted world (Table 4 analog)
 
 
 # The full study trains its patchers with the built-in world's preset as it is (TrainConfig.builtin_world()).
 FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=TrainConfig.builtin_world().epochs, downstream_epochs=5)
-QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3)
+QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3, shift_clips=100)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).
 PATCHERS = (
@@ -52,6 +57,13 @@ DOWNSTREAM = (
     ("side-tuning[vtc+dvdm]", "side-tuning", "kp-perceiver[vtc+dvdm]"),
     ("paxion[vtc+dvdm]", "paxion", "kp-perceiver[vtc+dvdm]"),
 )
+# Figure 6: KP[VTC]+KF, the fuser on the patcher trained without DVDM (its retrieval runs, as DOWNSTREAM's).
+ABLATION_RUNS = (("paxion[vtc]", "paxion", "kp-perceiver[vtc]"),)
+# (name shown, model, reference): retrieval R1 of the ablated setting minus PAXION's, per task.
+ABLATIONS = (("KP+Finetune", "kp-perceiver-ft[vtc]", "paxion[vtc+dvdm]"),
+             ("KP[VTC]+KF", "paxion[vtc]", "paxion[vtc+dvdm]"))
+# The patchers whose AA / VR / OR are scored after every epoch (learning curves).
+CURVES = ("kp-perceiver[vtc]", "kp-perceiver[vtc+dvdm]")
 # Retrieval task -> the captions its downstream models are trained on (paper Table 7).
 RETRIEVAL_TASKS = {"label": "label", "template": "template", "temporal": "template"}
 
@@ -73,7 +85,8 @@ class Study:
         self.device = str(resolve_device(device))
         self.reporter = reporter
         self.timings: dict[str, float] = {}
-        ensure_dir(self.root / "stages")
+        for folder in ("stages", "predictions"):
+            ensure_dir(self.root / folder)
 
     def stage(self, name: str, work: Callable[[Callable[[int], None]], object], total: int | None = None) -> object:
         """Run `work(advance)` once: its JSON result is stored under stages/ and returned again on reruns."""
@@ -134,8 +147,9 @@ class Study:
         self.stage("extract", work, total)
 
     def train_model(self, name: str, kind: str, objective: str, *, text: str, epochs: int,
-                    init: str | None = None) -> dict:
-        """Train one model (resuming a run cut short) and return its trainable parameter count."""
+                    init: str | None = None, curve: bool = False) -> dict:
+        """Train one model (resuming a run cut short) and return its trainable parameter count; curve: also score
+        ActionBench on the validation split after every epoch (into the run's metrics.jsonl)."""
 
         def work(advance: Callable[[int], None]) -> dict:
             def on_event(event: dict) -> None:
@@ -143,7 +157,8 @@ class Study:
                     advance(1)
 
             options = {"model": kind, "objective": objective, "text": text, "epochs": epochs, "seed": self.plan.seed,
-                       "eval_split": None, "init": None if init is None else self.run_dir(init)}
+                       "eval_split": "validation" if curve else None, "eval_every_epoch": curve,
+                       "init": None if init is None else self.run_dir(init)}
             train(self.cache_dir, self.run_dir(name), options=options, device=self.device, resume=True,
                   progress=on_event)
             return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt")[0])}
@@ -152,12 +167,28 @@ class Study:
         batch = min(TrainConfig.builtin_world().batch_size, cache.num_clips("train"))
         return self.stage(f"train/{name}", work, epochs * (cache.num_clips("train") // batch))
 
+    def curve(self, run: str) -> list[dict]:
+        """The per-epoch {"epoch", "aa", "vr", "or"} lines of a run trained with curve=True."""
+        lines = [json.loads(line) for line in (self.run_dir(run) / "metrics.jsonl").read_text().splitlines()]
+        return [m for m in lines if "aa" in m and "epoch" in m]
+
+    def prediction_path(self, name: str) -> str:
+        """Where the ActionBench prediction records of a model go, relative to the study root."""
+        return f"predictions/{name.replace('[', '-').replace(']', '').replace('+', '-')}.jsonl"
+
     def actionbench(self, name: str, run: str | None) -> dict:
-        """ActionBench (AA, VR, OR) of the backbone (run None) or of a trained run on the validation split."""
+        """ActionBench (AA, VR, OR) of the backbone (run None) or of a trained run on the validation split; its
+        prediction records go to `prediction_path(name)`."""
         cache = Cache(self.cache_dir)
         scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
-        return self.stage(f"actionbench/{name}", lambda advance: actionbench(
-            cache, scorer, "validation", device=self.device, progress=advance), cache.num_clips("validation"))
+
+        def work(advance: Callable[[int], None]) -> dict:
+            result, records = actionbench_predictions(cache, scorer, "validation", device=self.device,
+                                                      progress=advance)
+            write_predictions(self.root / self.prediction_path(name), records)
+            return result
+
+        return self.stage(f"actionbench/{name}", work, cache.num_clips("validation"))
 
     def retrieval(self, name: str, task: str, run: str | None) -> dict:
         """One retrieval task of the backbone (run None) or of a trained run on the validation split."""
@@ -165,6 +196,42 @@ class Study:
         scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
         return self.stage(f"retrieval/{name}/{task}", lambda advance: run_task(
             cache, scorer, task, split="validation", device=self.device))
+
+    @property
+    def shift_cache_dir(self) -> Path:
+        """The feature cache of the domain-shifted world."""
+        return self.root / "shift" / "cache"
+
+    def make_shift_cache(self) -> None:
+        """Render the domain-shifted world (one training clip, the reader needs one) in the Kinetics layout, build
+        its bench and extract its "val" split; its class texts are in the cache's text table."""
+        shift = self.root / "shift"
+
+        def work(advance: Callable[[int], None]) -> dict:
+            world = write_world(shift / "world", train=1, val=self.plan.shift_clips, seed=self.plan.seed,
+                                domain=SHIFTED, layout="kinetics", progress=advance)
+            kinetics = shift / "world" / "kinetics"
+            build_bench(read_dataset("kinetics", kinetics, videos=kinetics / "videos"), shift / "bench",
+                        seed=self.plan.seed)
+            result = extract(shift / "bench", kinetics / "videos", self.shift_cache_dir,
+                             load_backbone("toy", device=self.device), device=self.device, splits=["val"])
+            return {"clips": world.clips, "extracted": result.clips}
+
+        self.stage("shift/world", work, self.plan.shift_clips)
+
+    def zeroshot(self, name: str, run: str | None, *, fuser: bool = True, ensemble: bool = False) -> dict:
+        """Zero-shot classification on the shifted world of the backbone (run None) or a run; fuser False scores
+        a PAXION run's patcher alone, ensemble True adds the backbone's probabilities."""
+        cache = Cache(self.shift_cache_dir)
+        if fuser:
+            scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
+        else:
+            model, _ = load_model(self.run_dir(run) / "model.pt", map_location=self.device)
+            model.fuser = None  # the patcher's output is the video embedding, as a KP-Perceiver's
+            scorer = ModelScorer(model)
+        backbone = load_scorer(cache, None, device=self.device) if ensemble else None
+        return self.stage(f"zeroshot/{name}", lambda advance: run_task(
+            cache, scorer, "zeroshot", split="val", ensemble_with=backbone, device=self.device))
 
 
 def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", reporter: Reporter,
@@ -182,11 +249,12 @@ def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", re
     bench = {"backbone": study.actionbench("backbone", None)}
     params = {"backbone": backbone_params}
     for name, kind, objective in PATCHERS:
-        params[name] = study.train_model(name, kind, objective, text="label", epochs=plan.patch_epochs)["trainable"]
+        params[name] = study.train_model(name, kind, objective, text="label", epochs=plan.patch_epochs,
+                                         curve=name in CURVES)["trainable"]
         bench[name] = study.actionbench(name, name)
 
     retrieval = {"backbone": {task: study.retrieval("backbone", task, None) for task in RETRIEVAL_TASKS}}
-    for name, kind, init in DOWNSTREAM:
+    for name, kind, init in DOWNSTREAM + ABLATION_RUNS:
         runs = {}
         for text in sorted(set(RETRIEVAL_TASKS.values())):
             run = f"{name}-{text}"
@@ -195,13 +263,28 @@ def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", re
             runs[text] = run
         retrieval[name] = {task: study.retrieval(name, task, runs[text]) for task, text in RETRIEVAL_TASKS.items()}
 
+    study.make_shift_cache()
+    paxion = "paxion[vtc+dvdm]-template"  # zero-shot names classes by action: the template-trained runs
+    zeroshot = {"backbone": study.zeroshot("backbone", None),
+                "kp-perceiver-ft[vtc]": study.zeroshot("kp-perceiver-ft[vtc]", "kp-perceiver-ft[vtc]-template"),
+                "side-tuning[vtc+dvdm]": study.zeroshot("side-tuning[vtc+dvdm]", "side-tuning[vtc+dvdm]-template"),
+                "paxion[vtc+dvdm]": study.zeroshot("paxion[vtc+dvdm]", paxion),
+                "paxion[vtc+dvdm] without fuser": study.zeroshot("paxion-no-fuser", paxion, fuser=False),
+                "paxion[vtc+dvdm] + backbone ensemble": study.zeroshot("paxion-ensemble", paxion, ensemble=True)}
+
     report = {
         "plan": {"quick": quick, **plan.__dict__},
         "actionbench": bench,
         "retrieval": retrieval,
+        "zeroshot": {model: {"shifted world": result} for model, result in zeroshot.items()},
+        "ablations": [{"name": n, "model": m, "reference": r} for n, m, r in ABLATIONS],
+        "predictions": {name: study.prediction_path(name) for name in bench},
+        "curves": {name: study.curve(name) for name in CURVES},
+        "saliency": saliency_summary(Cache(study.cache_dir), "validation"),
         "parameters": params,
         "timings_s": dict(study.timings),
     }
-    path = Path(root) / "report.json"
-    write_text(path, json.dumps(report, indent=2))  # model order matters to readers: no sorted keys
+    root = Path(root)
+    write_text(root / "report.json", json.dumps(report, indent=2))  # model order matters to readers: no sorted keys
+    write_report(root, root / "report.html", report=report)
     return report

@@ -86,6 +86,9 @@ class TrainConfig:
     split: str = _field("train", "Cache split to train on.", "ours")
     eval_split: str | None = _field("validation", "Split scored on ActionBench at the end (skipped when the cache "
                                     "lacks it, or 'none').", "ours", resumable=True)
+    eval_every_epoch: bool = _field(False, "Also score ActionBench on eval_split after every epoch and append "
+                                    '{"epoch", "aa", "vr", "or"} (percent) to metrics.jsonl: a learning curve.',
+                                    "ours", resumable=True)
     memory_budget: int = _field(DEFAULT_MEMORY_BUDGET, "A split whose features fit this size (e.g. 512MB, 8GiB; "
                                 "tokens count 2 bytes per value, as float16) stays resident on the device; a larger "
                                 "one is streamed shard by shard.", "ours", minimum=1, resumable=True, shown="2GB")

@@ -41,7 +41,8 @@ def actionbench(
     batch_size: int = 256,
     device="cpu",
     progress: Callable[[int], None] | None = None,
-) -> dict:
+    records: bool = False,
+) -> dict | tuple[dict, dict]:
     """AA, VR and OR accuracy of a scorer on a cache split; progress(k) after each k clips.
 
     AA / OR: clips with an antonym / object-replaced caption, score(clip, caption) vs score(clip, negative).
@@ -50,6 +51,9 @@ def actionbench(
     Ties count 0.5. clips: bool mask [n] of the split's clips to score (default None = all). AA / OR pairs whose
     negative embeds like the caption (the cache's `aa_same` / `or_same`: the text encoder cut both to the same
     tokens) are left out, not scored as ties; the task's "left_out" counts them.
+    records: also return the per-clip arrays of the scored clips (default False), as the keyword arguments of
+    `paxion.analysis.items.actionbench_records` less `texts`: ids, caption_idx, template_idx, negative_idx
+    {"aa", "or"}, own, reversed_own, negative_scores {"aa", "or"} (NaN where the clip has no scored negative).
     """
     if vr_set not in VR_SETS:
         raise PaxionError(f"unknown VR clip set {vr_set!r}; choose one of {', '.join(VR_SETS)}")
@@ -60,6 +64,7 @@ def actionbench(
     fields = tuple(dict.fromkeys((*video_fields, "caption_idx", "aa_idx", "or_idx", "aa_same", "or_same")))
     credits = {task: [] for task in TASKS}
     left_out = {"aa": 0, "or": 0}
+    arrays = {key: [] for key in ("caption_idx", "aa_idx", "or_idx", "own", "reversed_own", "aa", "or")}
     with torch.no_grad():
         for batch in iter_batches(cache, split, fields, batch_size=batch_size, device=device):
             video = scorer.encode_video(batch)
@@ -67,7 +72,8 @@ def actionbench(
             start += len(video)
             caption = texts[batch["caption_idx"].long()]
             own = pair_scores(video, caption)
-            reversal = pair_credit(own, pair_scores(scorer.encode_video(batch, reverse=True), caption))
+            reversed_own = pair_scores(scorer.encode_video(batch, reverse=True), caption)
+            reversal = pair_credit(own, reversed_own)
             credits["vr"].append(reversal[keep & (batch["aa_idx"] >= 0) if vr_set == "aa" else keep])
             for task in ("aa", "or"):
                 negative_idx = batch[f"{task}_idx"].long()
@@ -77,10 +83,30 @@ def actionbench(
                 has &= ~same
                 negative = pair_scores(video[has], texts[negative_idx[has]])
                 credits[task].append(pair_credit(own[has], negative))
+                if records:
+                    full = torch.full_like(own, float("nan"))
+                    full[has] = negative
+                    arrays[task].append(full[keep])
+            if records:
+                for key, value in (("caption_idx", batch["caption_idx"]), ("aa_idx", batch["aa_idx"]),
+                                   ("or_idx", batch["or_idx"]), ("own", own), ("reversed_own", reversed_own)):
+                    arrays[key].append(value[keep])
             if progress is not None:
                 progress(len(video))
     result = {task: summarise(torch.cat(credits[task] or [torch.zeros(0)]).cpu().numpy()) for task in TASKS}
     result["vr"]["set"] = vr_set
     for task, n in left_out.items():
         result[task]["left_out"] = n
-    return result
+    if not records:
+        return result
+    per_clip = {key: torch.cat(parts).cpu().numpy() for key, parts in arrays.items()}
+    meta = cache.read_split(split, ["id", "template_idx"])
+    return result, {
+        "ids": [str(i) for i in np.asarray(meta["id"])[chosen]],
+        "caption_idx": per_clip["caption_idx"],
+        "template_idx": np.asarray(meta["template_idx"])[chosen],
+        "negative_idx": {"aa": per_clip["aa_idx"], "or": per_clip["or_idx"]},
+        "own": per_clip["own"],
+        "reversed_own": per_clip["reversed_own"],
+        "negative_scores": {"aa": per_clip["aa"], "or": per_clip["or"]},
+    }

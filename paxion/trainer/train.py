@@ -20,10 +20,10 @@ from paxion.cache.reader import Cache
 from paxion.device import resolve_device
 from paxion.errors import PaxionError, first_line
 from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
-from paxion.scoring import load_scorer
+from paxion.scoring import ModelScorer, load_scorer
 from paxion.trainer import distributed
 from paxion.trainer.config import TEXT_KEYS, TrainConfig, resolve_config
-from paxion.trainer.evaluate import actionbench
+from paxion.trainer.evaluate import TASKS, actionbench
 from paxion.trainer.losses import objective_loss
 
 Progress = Callable[[dict], None]
@@ -238,6 +238,10 @@ def _run(cache: Cache, out: Path, config: TrainConfig, record: dict, batch_size:
             _save_checkpoint(out / "checkpoint.pt", {
                 "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "rng": _rng_state(dev), "config": config.to_dict()})
+            if config.eval_every_epoch and config.eval_split in cache.splits:
+                curve = actionbench(cache, ModelScorer(net), config.eval_split, device=dev)
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps({"epoch": epoch + 1, **{t: curve[t]["accuracy"] for t in TASKS}}) + "\n")
         distributed.barrier(ctx)
         report({"event": "epoch", **last})
     summary = {"run_dir": str(out), "rank": ctx.rank, "finished_before": False, "trainable": trainable, "notes": notes,
