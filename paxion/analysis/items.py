@@ -31,7 +31,8 @@ import numpy as np
 
 from paxion.atomic import write_text
 from paxion.errors import PaxionError
-from paxion.trainer.evaluate import TIE_TOLERANCE, summarise
+from paxion.stats import TIE_TOLERANCE
+from paxion.trainer.evaluate import summarise
 
 OUTCOMES = ("correct", "tie", "wrong")
 
