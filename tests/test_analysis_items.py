@@ -164,16 +164,15 @@ def test_per_class_and_paired_tables_render_names():
 def test_choice_records_agree_with_choice_accuracy():
     rng = np.random.default_rng(1)
     scores = rng.normal(size=(50, 5)).astype(np.float32)
-    scores[::4, 3] = scores[::4, 1]  # exact ties: the lowest index wins, as np.argmax
-    scores[::4, 1] = scores[::4].max(axis=1) + 1
+    scores[::4, 1] = scores[::4].max(axis=1) + 1  # exact two-way ties at the top: half credit each way
     scores[::4, 3] = scores[::4, 1]
     answers = rng.integers(0, 5, size=50)
-    answers[::8] = 3  # tied with candidate 1 and counted wrong by choice_accuracy
-    answers[4::8] = 1  # tied with candidate 3 and counted right
+    answers[::8] = 3  # tied with candidate 1
+    answers[4::8] = 1  # tied with candidate 3
     records = prediction_records([str(i) for i in range(50)], "mc", [list("abcde")] * 50, scores, answers,
-                                 ties="first")
+                                 ties="share")
     assert summarise_records(records)["mc"] == choice_accuracy(scores, answers)
-    assert {(r["outcome"], r["credit"]) for r in records[::4]} == {("tie", 0.0), ("tie", 1.0)}
+    assert {(r["outcome"], r["credit"]) for r in records[::4]} == {("tie", 0.5)}
 
 
 def test_ranking_records_agree_with_retrieval_metrics():

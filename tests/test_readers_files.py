@@ -59,6 +59,25 @@ def test_blank_and_mangled_placeholders_stay_out_of_the_objects(tmp_path):
     assert [r.objects for r in read_ssv2(ann).records] == [("a pen",), ()]
 
 
+def test_a_clip_without_usable_placeholders_gives_no_object_to_others(tmp_path):
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    (ann / "labels.json").write_text('{"Putting something onto something": "0", "Opening something": "1"}')
+    (ann / "validation.json").write_text(json.dumps([
+        {"id": "1", "label": "putting a pen onto a book", "template": "Putting [something] onto [something]",
+         "placeholders": ["a pen", "a book"]},
+        {"id": "2", "label": "opening a soda can", "template": "Opening [something]", "placeholders": ["sodcan"]},
+        {"id": "3", "label": "opening a jar", "template": "Opening [something]", "placeholders": ["a jar"]},
+    ]))
+    build_bench(read_ssv2(ann), tmp_path / "bench")
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "bench" / "validation.jsonl").read_text().splitlines())}
+    # the vocabulary is the placeholders alone: every object keeps its article, no word goes missing or doubles
+    assert rows["2"]["or_caption"] is None and rows["2"]["or_reason"] == "no object found in the caption"
+    replaced = rows["1"]["or_caption"].split()
+    assert len(replaced) == 6 and replaced[1] == "a" and replaced[4] == "a"
+    assert rows["3"]["or_caption"] in ("opening a pen", "opening a book")
+
+
 def test_find_video_by_id_with_any_common_extension(tmp_path):
     (tmp_path / "7.mp4").write_bytes(b"")
     (tmp_path / "sub").mkdir()

@@ -132,9 +132,10 @@ def object_phrases(caption: str, *, nouns: Collection[str] | None = None) -> lis
 
 
 def clip_objects(record: ClipRecord, *, nouns: Collection[str] | None = None) -> tuple[str, ...]:
-    """The objects of a clip: its dataset's own, else the object noun phrases of its caption, headed by one of
-    `nouns` where given, else by one of the clip's own noun tags (`record.nouns`) where it has them."""
-    if record.objects:
+    """The objects of a clip: its dataset's own (none when the dataset names them but none is usable), else the
+    object noun phrases of its caption, headed by one of `nouns` where given, else by one of the clip's own noun
+    tags (`record.nouns`) where it has them."""
+    if record.objects is not None:
         return record.objects
     if nouns is not None:
         return tuple(object_phrases(record.caption, nouns=nouns))

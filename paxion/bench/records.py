@@ -14,7 +14,8 @@ class ClipRecord:
     start, end: seconds inside the video, None = the whole file. caption: the clip's text.
     template: the object-hidden caption ("Pushing something from left to right"), None where none.
     label: class index, None where none. objects: the object phrases of the caption where the dataset
-    names them (SSv2 placeholders), else empty. candidates, answer: multiple-choice texts and the index
+    names them (SSv2 placeholders; empty when none of them is usable, e.g. blank or not in the label), None
+    where the dataset names none (the caption's noun phrases are used). candidates, answer: multiple-choice texts and the index
     of the correct one (NExT-QA). question: the question the candidates start with (NExT-QA), else None.
     class_name: the class as text (Kinetics, Moments in Time, JSONL `label`), else None.
     aa_given, or_given: negatives shipped with the annotations (the paper's release), None = make our own.
@@ -32,7 +33,7 @@ class ClipRecord:
     end: float | None = None
     template: str | None = None
     label: int | None = None
-    objects: tuple[str, ...] = ()
+    objects: tuple[str, ...] | None = None
     candidates: tuple[str, ...] | None = None
     answer: int | None = None
     question: str | None = None
