@@ -12,7 +12,7 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 5  # 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
+SCHEMA_VERSION = 6  # 6: mc_aa_idx (candidates' antonyms); 5: per-clip class_idx; 4: h5py, whole-file xxh3_128 per file; 3: field offsets, own checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting

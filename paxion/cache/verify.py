@@ -33,7 +33,7 @@ def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
         values = dequantize_int8(stored, f[f"{name}_scale"][()]) if stored.dtype == np.int8 else stored
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
-        if (name in INDEX_FIELDS or name == "mc_idx") and ((values < -1) | (values >= n_texts)).any():
+        if (name in INDEX_FIELDS or name in ("mc_idx", "mc_aa_idx")) and ((values < -1) | (values >= n_texts)).any():
             problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
     return problems
 
