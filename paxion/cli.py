@@ -598,8 +598,8 @@ def train_command(cache_dir: str, out_dir: str, device: str, verify: bool, resum
             bar.update(bar.task_ids[0], completed=event["step"], loss=event["loss"],
                        description=f"epoch {event['epoch']}")
         elif kind == "epoch":
-            bar.console.print(f"epoch {event['epoch']}: loss {event['loss']:.4f} (vtc {event['vtc']:.4f}, "
-                              f"atm {event['atm']:.4f}) {event['time_s']:.1f}s")
+            parts = ", ".join(f"{name} {event[name]:.4f}" for name in ("vtc", "atm", "mc") if name in event)
+            bar.console.print(f"epoch {event['epoch']}: loss {event['loss']:.4f} ({parts}) {event['time_s']:.1f}s")
         elif kind == "eval":
             bar.stop()
             console.print(f"scoring ActionBench on {event['split']} ({event['clips']} clips)")

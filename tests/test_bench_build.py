@@ -85,6 +85,11 @@ def test_build_nextqa_adds_candidates_and_negates_the_answer_only(tmp_path):
     assert first["aa_caption"] is None
     assert second["caption"] == "what does the girl do after she opens the box pick up the toy"
     assert second["aa_caption"] == "what does the girl do after she opens the box put down the toy"
+    # each candidate's antonym (mc+vac's extra negatives) is made on its answer only, the question kept verbatim
+    question = "what does the girl do after she opens the box"
+    assert len(second["candidates_aa"]) == 5 and second["candidates_aa"][2] == f"{question} put down the toy"
+    assert all(a is None or a.startswith(question + " ") for a in second["candidates_aa"])
+    assert "close" not in " ".join(a or "" for a in second["candidates_aa"])
     assert json.loads((out / "meta.json").read_text())["classes"] is None
 
 

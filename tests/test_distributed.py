@@ -23,11 +23,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, cache_dir: str, out_dir: str) -> None:
+def _worker(rank: int, world_size: int, port: int, cache_dir: str, out_dir: str, options: dict = OPTIONS) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    train(cache_dir, out_dir, options=OPTIONS, device="cpu")
+    train(cache_dir, out_dir, options=options, device="cpu")
 
 
 def _losses(run_dir):

@@ -230,6 +230,16 @@ def test_texts_are_deduplicated_and_referenced_by_index():
     refs = text_indices(records[1], index)
     assert (refs["caption_idx"], refs["aa_idx"], refs["or_idx"], refs["template_idx"]) == (2, -1, 0, -1)
     assert refs["mc_idx"].tolist() == [2, 3] and refs["mc_answer"] == 1
+    assert refs["mc_aa_idx"].tolist() == [-1, -1]  # a bench without candidate antonyms
+
+
+def test_candidate_antonyms_join_the_text_table():
+    record = {"caption": "q a", "template": None, "aa_caption": None, "or_caption": None, "candidates": ["q a", "q b"],
+              "answer": 0, "candidates_aa": [None, "q not b"]}
+    texts = distinct_texts([record])
+    assert texts == ["q a", "q b", "q not b"]
+    refs = text_indices(record, {t: i for i, t in enumerate(texts)})
+    assert refs["mc_aa_idx"].tolist() == [-1, 2] and refs["mc_aa_idx"].dtype == np.int32
 
 
 def test_a_clip_class_is_stored_as_its_text():

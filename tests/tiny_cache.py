@@ -24,9 +24,26 @@ def _caption(action: int, obj: int) -> str:
     return f"action {action} on object {obj}"
 
 
+def _mc_fields(action: np.ndarray, obj: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Five shuffled candidates a clip (the four actions on its object, its action on the next object), the answer's
+    position, and each candidate's antonym (the partner action): -1 for the next-object one on odd clips."""
+    rng = np.random.default_rng([seed, 1])  # apart from the features' stream, so mc=False caches stay as they were
+    n = len(action)
+    cand_action = np.concatenate([np.tile(np.arange(2 * PAIRS), (n, 1)), action[:, None]], axis=1)
+    cand_obj = np.concatenate([np.tile(obj[:, None], (1, 2 * PAIRS)), ((obj + 1) % OBJECTS)[:, None]], axis=1)
+    order = np.argsort(rng.random(cand_action.shape), axis=1)
+    cand_action, cand_obj = np.take_along_axis(cand_action, order, 1), np.take_along_axis(cand_obj, order, 1)
+    antonyms = (cand_action ^ 1) * OBJECTS + cand_obj
+    antonyms[(cand_obj != obj[:, None]) & (np.arange(n) % 2 == 1)[:, None]] = -1
+    answer = np.argmax((cand_action == action[:, None]) & (cand_obj == obj[:, None]), axis=1)
+    return {"mc_idx": (cand_action * OBJECTS + cand_obj).astype(np.int32), "mc_answer": answer.astype(np.int32),
+            "mc_aa_idx": antonyms.astype(np.int32)}
+
+
 def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_size: int = 48, seed: int = 0,
-               builtin_world: bool = False) -> Path:
-    """Write the cache under `root` (default 192 train / 96 validation clips) and return its path."""
+               builtin_world: bool = False, mc: bool = False) -> Path:
+    """Write the cache under `root` (default 192 train / 96 validation clips) and return its path; `mc` adds
+    multiple-choice fields (mc_idx, mc_answer, mc_aa_idx) as a NExT-QA cache has."""
     clips = clips or {"train": 192, "validation": 96}
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -65,6 +82,8 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
             "aa_same": np.zeros(n, dtype=bool),
             "or_same": np.zeros(n, dtype=bool),
         }
+        if mc:
+            fields |= _mc_fields(action, obj, seed)
         shards = []
         for k, start in enumerate(range(0, n, shard_size)):
             writer = ShardWriter(root / shard_file(split, k), capacity=min(shard_size, n - start))

@@ -54,8 +54,20 @@ def answer_antonym(record: ClipRecord, *, objects: tuple[str, ...] | None = None
     objects = clip_objects(record) if objects is None else objects
     if record.question is None:
         return action_antonym(record.caption, objects=objects)
-    answer = action_antonym(record.caption.removeprefix(record.question).strip(), objects=objects)
+    return _question_answer_antonym(record, record.caption, objects)
+
+
+def _question_answer_antonym(record: ClipRecord, text: str, objects: tuple[str, ...]) -> AntonymResult:
+    """The antonym of a "question answer" text made on the answer only: the question stays verbatim."""
+    answer = action_antonym(text.removeprefix(record.question).strip(), objects=objects)
     return answer if answer.text is None else AntonymResult(f"{record.question} {answer.text}", None, answer.word)
+
+
+def candidate_antonyms(record: ClipRecord) -> list[str | None]:
+    """The action antonym of each multiple-choice candidate (None where its answer has none), made on the answer
+    only, never on the question: the extra hard negatives of the mc+vac objective (paper App. D.3)."""
+    objects = clip_objects(record)
+    return [_question_answer_antonym(record, text, objects).text for text in record.candidates]
 
 
 def negatives(record: ClipRecord, vocabulary: list[str], *, seed: int) -> tuple[AntonymResult, ObjectResult]:
@@ -112,6 +124,8 @@ def bench_row(record: ClipRecord, aa: AntonymResult, replaced: ObjectResult) -> 
     if record.candidates is not None:
         row["candidates"] = list(record.candidates)
         row["answer"] = record.answer
+        if record.question is not None:
+            row["candidates_aa"] = candidate_antonyms(record)
     return row
 
 

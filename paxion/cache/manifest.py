@@ -15,8 +15,8 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 7  # 7: per-clip aa_same/or_same, per-split counts; 6: int8 tokens with a channel scale; 5: per-clip
-# class_idx; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
+SCHEMA_VERSION = 8  # 8: mc_aa_idx (candidates' antonyms); 7: per-clip aa_same/or_same, per-split counts; 6: int8
+# tokens with a channel scale; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -178,7 +178,7 @@ def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
         values = f[name][()]
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
-        if (name in INDEX_FIELDS or name == "mc_idx") and ((values < -1) | (values >= n_texts)).any():
+        if (name in INDEX_FIELDS or name in ("mc_idx", "mc_aa_idx")) and ((values < -1) | (values >= n_texts)).any():
             problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
     return problems
 

@@ -26,13 +26,15 @@ def distinct_texts(records: Iterable[dict]) -> list[str]:
     for r in records:
         texts.update(r[k] for k in TEXT_FIELDS if r.get(k) is not None)
         texts.update(r.get("candidates") or ())
+        texts.update(set(r.get("candidates_aa") or ()) - {None})
         texts.update({class_text(r)} - {None})
     return sorted(texts)
 
 
 def text_indices(record: dict, index: dict[str, int]) -> dict[str, np.ndarray]:
     """A record's per-clip text references (-1 = none) with `class_idx` (its `class_text`), plus `mc_idx`/`mc_answer`
-    for multiple-choice records."""
+    for multiple-choice records and `mc_aa_idx` [K] (each candidate's action antonym, -1 = none) where the bench
+    made them."""
     out = {
         field: np.int32(-1 if record.get(key) is None else index[record[key]]) for key, field in TEXT_FIELDS.items()
     }
@@ -41,6 +43,8 @@ def text_indices(record: dict, index: dict[str, int]) -> dict[str, np.ndarray]:
     if record.get("candidates") is not None:
         out["mc_idx"] = np.array([index[c] for c in record["candidates"]], dtype=np.int32)
         out["mc_answer"] = np.int32(record["answer"])
+        antonyms = record.get("candidates_aa") or [None] * len(record["candidates"])
+        out["mc_aa_idx"] = np.array([-1 if a is None else index[a] for a in antonyms], dtype=np.int32)
     return out
 
 

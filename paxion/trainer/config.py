@@ -58,7 +58,9 @@ class TrainConfig:
     model: str = _field("kp-perceiver", "kp-* = a Knowledge Patcher alone; paxion = KP-Perceiver + Knowledge Fuser; "
                         "side-tuning = KP-Perceiver + Side-Tuning.", "paper Table 1", choices=MODEL_KINDS)
     objective: str = _field("vtc+dvdm", "vtc = video-text contrastive only; vtc+dvdm adds VAC (antonym captions) "
-                            "and ATM (reversal).", "paper §3.1", choices=OBJECTIVES)
+                            "and ATM (reversal); mc = softmax over each question's candidates (NExT-QA cache); "
+                            "mc+vac adds the candidates' answer antonyms as negatives (no ATM).",
+                            "paper §3.1; mc: App. D.3", choices=OBJECTIVES)
     text: str = _field("label", "Train on the clip's caption (label) or its object-hidden template; template turns "
                        "VAC off.", "paper Table 7", choices=tuple(TEXT_KEYS))
     init: str | None = _field(None, "Start the patcher from this run's model (its patcher kind must match; its "

@@ -1,5 +1,5 @@
 """Training objectives: video-text contrastive (VTC) and the DVDM losses, video-action contrastive (VAC) and
-action-temporal matching (ATM). All features are L2-normalised."""
+action-temporal matching (ATM), and multiple choice (MC, NExT-QA fine-tuning). All features are L2-normalised."""
 
 from __future__ import annotations
 
@@ -12,17 +12,23 @@ from paxion.errors import PaxionError
 from paxion.models.patched import PatchedModel
 from paxion.scoring import pair_scores, similarity
 
-OBJECTIVES = ("vtc", "vtc+dvdm")
+MC_OBJECTIVES = ("mc", "mc+vac")
+OBJECTIVES = ("vtc", "vtc+dvdm", *MC_OBJECTIVES)
+MC_FIELDS = ("mc_idx", "mc_answer", "mc_aa_idx")
 
 
-def soft_cross_entropy(logits: Tensor, positives: Tensor, smoothing: float) -> Tensor:
+def soft_cross_entropy(logits: Tensor, positives: Tensor, smoothing: float, valid: Tensor | None = None) -> Tensor:
     """Per-row cross-entropy [R] of logits [R, C] against targets spread evenly over the positives [R, C].
 
-    Label smoothing as in torch: target = (1 - smoothing) * target + smoothing / C.
+    Label smoothing as in torch: target = (1 - smoothing) * target + smoothing / C. valid [R, C] bool (default
+    all): columns left out of a row, as if its logit were -inf; C counts the row's valid columns only.
     """
+    if valid is None:
+        valid = torch.ones_like(positives, dtype=torch.bool)
     targets = positives.float() / positives.sum(dim=1, keepdim=True)
-    targets = targets * (1 - smoothing) + smoothing / logits.shape[1]
-    return -(targets * logits.log_softmax(dim=1)).sum(dim=1)
+    targets = targets * (1 - smoothing) + smoothing * valid.float() / valid.sum(dim=1, keepdim=True)
+    log_probs = logits.masked_fill(~valid, -torch.inf).log_softmax(dim=1).masked_fill(~valid, 0.0)
+    return -(targets * log_probs).sum(dim=1)
 
 
 def vtc_loss(
@@ -70,6 +76,54 @@ def atm_loss(
     return soft_cross_entropy(logits, positives, smoothing).sum() / max(len(logits), 1)
 
 
+def mc_loss(
+    video: Tensor,
+    candidates: Tensor,
+    answer: Tensor,
+    *,
+    scale: Tensor | float,
+    smoothing: float = 0.1,
+    extra: Tensor | None = None,
+    extra_mask: Tensor | None = None,
+) -> Tensor:
+    """Multiple-choice cross-entropy of each clip over its own candidates, averaged over the batch.
+
+    video [B, L, d], candidates [B, K, d] ("question answer" texts), answer [B] (index of the correct one).
+    extra [B, E, d] (mc+vac: the candidates' action antonyms) are appended as negatives; extra_mask [B, E] bool
+    (default all) keeps only the real ones, the rest are left out of the softmax (and of the smoothing). A score
+    is the maximum over L of the dot products, times `scale`. Source: paper App. D.3 (DESIGN.md §9): 5-way,
+    10-way with VAC.
+    """
+    texts, valid = candidates, torch.ones(candidates.shape[:2], dtype=torch.bool, device=candidates.device)
+    if extra is not None:
+        texts = torch.cat([candidates, extra], dim=1)
+        mask = torch.ones(extra.shape[:2], dtype=torch.bool, device=extra.device) if extra_mask is None else extra_mask
+        valid = torch.cat([valid, mask], dim=1)
+    logits = scale * torch.einsum("bld,bkd->blk", video, texts).amax(dim=1)
+    positives = torch.nn.functional.one_hot(answer.long(), texts.shape[1]).bool()
+    return soft_cross_entropy(logits, positives, smoothing, valid).mean()
+
+
+def _mc_objective(model: PatchedModel, batch: dict[str, Tensor], text_emb: Tensor, *, vac: bool, smoothing: float,
+                  gather: Callable[[Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
+    """The mc / mc+vac loss of a batch (no ATM). An antonym whose text is one of the clip's candidates (the
+    reversal of a wrong answer can be the right one) is left out: it would be the answer as a negative."""
+    ids = batch["mc_idx"].long()
+    video = gather(model.encode_video(batch))
+    candidates = gather(model.encode_text(text_emb[ids.flatten()]).view(*ids.shape, -1))
+    answer = gather(batch["mc_answer"].long())
+    extra = extra_mask = None
+    if vac:
+        aa_ids = batch["mc_aa_idx"].long()
+        extra = gather(model.encode_text(text_emb[aa_ids.clamp(min=0).flatten()]).view(*aa_ids.shape, -1))
+        duplicate = (aa_ids[:, :, None] == ids[:, None, :]).any(dim=2)
+        extra_mask = gather(((aa_ids >= 0) & ~duplicate).to(torch.uint8)).bool()
+    loss = mc_loss(video, candidates, answer, scale=model.scale, smoothing=smoothing, extra=extra,
+                   extra_mask=extra_mask)
+    count = candidates.shape[1] * len(answer) + (0 if extra_mask is None else int(extra_mask.sum()))
+    return loss, {"mc": loss.item(), "mc_candidates": count / len(answer), "loss": loss.item()}
+
+
 def objective_loss(
     model: PatchedModel,
     batch: dict[str, Tensor],
@@ -83,17 +137,21 @@ def objective_loss(
     smoothing: float = 0.1,
     gather: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The training loss of a batch: VTC (+VAC) + atm_weight * ATM for "vtc+dvdm", VTC alone for "vtc".
+    """The training loss of a batch: VTC (+VAC) + atm_weight * ATM for "vtc+dvdm", VTC alone for "vtc"; `mc_loss`
+    over each clip's candidates for "mc", with the candidates' antonyms as extra negatives for "mc+vac" (no ATM).
 
     text_emb is the cache's whole text table [n_text, d] on the model's device; batch holds cache fields
-    (tokens, pooled, `text_key`, aa_idx, salient, ...). `gather` all-gathers a tensor across data-parallel
-    ranks with gradient; it is applied to features, ids and flags before the losses. Returns the loss and
-    its parts {"vtc", "vac_candidates", "atm", "atm_clips", "loss"}.
+    (tokens, pooled, `text_key`, aa_idx, salient, ...; mc_idx, mc_answer, mc_aa_idx for mc). `gather` all-gathers
+    a tensor across data-parallel ranks with gradient; it is applied to features, ids and flags before the
+    losses. Returns the loss and its parts {"vtc", "vac_candidates", "atm", "atm_clips", "loss"}; for mc {"mc",
+    "mc_candidates" (the mean softmax width), "loss"}.
     """
     if objective not in OBJECTIVES:
         raise PaxionError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if gather is None:
         gather = _identity
+    if objective in MC_OBJECTIVES:
+        return _mc_objective(model, batch, text_emb, vac=objective == "mc+vac", smoothing=smoothing, gather=gather)
     dvdm = objective == "vtc+dvdm"
     scale = model.scale
     text_ids = batch[text_key].long()

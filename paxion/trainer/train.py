@@ -14,17 +14,17 @@ from typing import Any
 import torch
 
 from paxion.atomic import ensure_dir, save_torch, write_json, write_text
-from paxion.cache.loader import CacheLoader, parse_bytes
+from paxion.cache.loader import TRAIN_FIELDS, CacheLoader, parse_bytes
 from paxion.cache.manifest import read_json
 from paxion.cache.reader import Cache
 from paxion.device import resolve_device
-from paxion.errors import PaxionError, first_line
+from paxion.errors import CacheError, PaxionError, first_line
 from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
 from paxion.scoring import ModelScorer, load_scorer
 from paxion.trainer import distributed
 from paxion.trainer.config import TEXT_KEYS, TrainConfig, resolve_config
 from paxion.trainer.evaluate import TASKS, actionbench
-from paxion.trainer.losses import objective_loss
+from paxion.trainer.losses import MC_FIELDS, MC_OBJECTIVES, objective_loss
 
 Progress = Callable[[dict], None]
 
@@ -78,6 +78,19 @@ def _schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int,
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _loader_fields(cache: Cache, config: TrainConfig) -> tuple[str, ...]:
+    """The per-clip fields the objective reads; PaxionError when an mc objective meets a cache without candidates."""
+    fields = TRAIN_FIELDS + (("tokens_rev", "pooled_rev") if cache.temporal else ())
+    if config.objective not in MC_OBJECTIVES:
+        return fields
+    try:
+        cache.read_shard(config.split, 0, fields=list(MC_FIELDS))
+    except CacheError:
+        raise PaxionError(f"{cache.root}: --objective {config.objective} needs multiple-choice fields "
+                          f"({', '.join(MC_FIELDS)}), which only a NExT-QA bench's cache has") from None
+    return fields + MC_FIELDS
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -155,6 +168,7 @@ def train(
     init_config = load_model(Path(given["init"]) / "model.pt")[1] if given.get("init") else None
     config = resolve_config(builtin_world=builtin, given=given, init_config=init_config)
     config.check(cache.splits)
+    fields = _loader_fields(cache, config)
     notes = []
     if config.text == "template" and config.vac:
         config = dataclasses.replace(config, vac=False)
@@ -176,14 +190,14 @@ def train(
         dev = torch.device("cuda", ctx.local_rank)
     started_group = distributed.start(ctx, dev)
     try:
-        return _run(cache, out, config, record, batch, notes, checkpoint, ctx, dev, progress)
+        return _run(cache, out, config, record, batch, fields, notes, checkpoint, ctx, dev, progress)
     finally:
         if started_group:
             distributed.stop()
 
 
-def _run(cache: Cache, out: Path, config: TrainConfig, record: dict, batch_size: int, notes: list[str],
-         checkpoint: dict | None, ctx: distributed.DistContext, dev: torch.device, progress: Progress | None) -> dict:
+def _run(cache: Cache, out: Path, config: TrainConfig, record: dict, batch_size: int, fields: tuple[str, ...],
+         notes: list[str], checkpoint: dict | None, ctx: distributed.DistContext, dev: torch.device, progress: Progress | None) -> dict:
     """The training loop proper, after the options and RUN_DIR have been checked."""
     report = progress if (progress is not None and ctx.is_main) else (lambda event: None)
     backbone = cache.manifest["backbone"]
@@ -193,7 +207,7 @@ def _run(cache: Cache, out: Path, config: TrainConfig, record: dict, batch_size:
         _initialise_patcher(net, config.init, backbone["config_hash"])
     net.to(dev)
     loader = CacheLoader(cache, config.split, batch_size=batch_size, device=dev, seed=config.seed, drop_last=True,
-                         memory_budget=config.memory_budget, rank=ctx.rank, world_size=ctx.world_size)
+                         fields=fields, memory_budget=config.memory_budget, rank=ctx.rank, world_size=ctx.world_size)
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
