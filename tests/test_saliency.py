@@ -86,7 +86,8 @@ def test_a_second_backbone_sets_the_flags(blip_spec, bench, tmp_path):
     assert manifest["saliency"] == thresholds | {"backbone": {"name": blip.name, "config_hash": blip.config_hash()}}
     own = extract(*bench, tmp_path / "own", main, frames=4, workers=0, **thresholds)
     assert own.complete
-    assert not np.allclose(Cache(tmp_path / "own").read_split("validation", ["theta_vv"])["theta_vv"], got["theta_vv"])
+    # the tiny random BLIP's frames are nearly alike (theta ~0.99999), so compare exactly: another model made them
+    assert not np.array_equal(Cache(tmp_path / "own").read_split("validation", ["theta_vv"])["theta_vv"], got["theta_vv"])
 
 
 @pytest.mark.parametrize(("delta_vt", "theta_vv", "salient"), [(-1.0, 2.0, 3), (-1.0, -2.0, 0)])
