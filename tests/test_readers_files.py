@@ -47,29 +47,32 @@ def test_csv_rows_keep_a_line_separator_inside_a_field(tmp_path):
     assert list(csv_rows(path)) == [(2, {"a": "x\u2028y", "b": "2"})]
 
 
-def test_blank_and_mangled_placeholders_stay_out_of_the_objects(tmp_path):
+def _ssv2_validation(tmp_path, items: list[dict]):
+    """An SSv2 annotations folder of two templates whose validation split is `items`."""
     ann = tmp_path / "ann"
     ann.mkdir()
     (ann / "labels.json").write_text('{"Putting something onto something": "0", "Opening something": "1"}')
-    (ann / "validation.json").write_text(json.dumps([
+    (ann / "validation.json").write_text(json.dumps(items))
+    return read_ssv2(ann)
+
+
+def test_blank_and_mangled_placeholders_stay_out_of_the_objects(tmp_path):
+    annotations = _ssv2_validation(tmp_path, [
         {"id": "1", "label": "putting a pen onto a book", "template": "Putting [something] onto [something]",
          "placeholders": ["a pen", " "]},
         {"id": "2", "label": "opening a soda can", "template": "Opening [something]", "placeholders": ["sodcan", ""]},
-    ]))
-    assert [r.objects for r in read_ssv2(ann).records] == [("a pen",), ()]
+    ])
+    assert [r.objects for r in annotations.records] == [("a pen",), ()]
 
 
 def test_a_clip_without_usable_placeholders_gives_no_object_to_others(tmp_path):
-    ann = tmp_path / "ann"
-    ann.mkdir()
-    (ann / "labels.json").write_text('{"Putting something onto something": "0", "Opening something": "1"}')
-    (ann / "validation.json").write_text(json.dumps([
+    annotations = _ssv2_validation(tmp_path, [
         {"id": "1", "label": "putting a pen onto a book", "template": "Putting [something] onto [something]",
          "placeholders": ["a pen", "a book"]},
         {"id": "2", "label": "opening a soda can", "template": "Opening [something]", "placeholders": ["sodcan"]},
         {"id": "3", "label": "opening a jar", "template": "Opening [something]", "placeholders": ["a jar"]},
-    ]))
-    build_bench(read_ssv2(ann), tmp_path / "bench")
+    ])
+    build_bench(annotations, tmp_path / "bench")
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "bench" / "validation.jsonl").read_text().splitlines())}
     # the vocabulary is the placeholders alone: every object keeps its article, no word goes missing or doubles
     assert rows["2"]["or_caption"] is None and rows["2"]["or_reason"] == "no object found in the caption"
