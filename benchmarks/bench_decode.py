@@ -1,11 +1,14 @@
 """Decoding speed of SSv2-like clips (VP9 WebM, 427x240, 12 fps, 4 s, made here with PyAV): PyAV vs torchcodec on
 the CPU, in clips per second per core, and how many cores would keep a CLIP ViT-B/16 busy on an H100-class GPU.
 
-Run: python benchmarks/bench_decode.py [--clips 24] [--frames 8] [--size 224] [--json OUT] [--tiny]
+Run: python benchmarks/bench_decode.py [--clips 24] [--frames 8] [--size 224] [--forward-device cuda] [--json OUT]
+     [--tiny]
 Each decoder samples `--frames` frames per clip at the segment centres and resizes them to `--size` square, as
-extraction does. Per core = clips / CPU seconds of the process (decoder threads included). The GPU side is an
-estimate from FLOPs (no device measured here): `--gflop-per-frame` (CLIP ViT-B/16 at 224: 17.6 G multiply-adds,
-2 FLOPs each) x frames per clip against `--gpu-tflops` (dense bf16 peak) x `--utilisation`.
+extraction does. Per core = clips / CPU seconds of the process (decoder threads included). The GPU side is
+measured with `--forward-device`: a CLIP ViT-B/16 vision tower (transformers, random weights: the cost does not
+depend on them) encodes `--forward-batch` frames at 224 under bf16 autocast. Without it, it is an estimate from
+FLOPs: `--gflop-per-frame` (CLIP ViT-B/16 at 224: 17.6 G multiply-adds, 2 FLOPs each) x frames per clip against
+`--gpu-tflops` (dense bf16 peak) x `--utilisation`.
 """
 
 from __future__ import annotations
@@ -96,6 +99,32 @@ def gpu_estimate(*, gflop_per_frame: float, frames: int, tflops: float, utilisat
     return {"gflop_per_clip": per_clip, "clips_per_s": tflops * 1e3 * utilisation / per_clip}
 
 
+def measure_forward(device: str, *, frames: int, batch: int, repeats: int, tiny: bool) -> dict:
+    """Clips per second a CLIP ViT-B/16 vision tower encodes on `device` (batches of `batch` frames, bf16 autocast
+    on CUDA, after two warm-up batches); `tiny` swaps in a 2-layer 32-wide tower at 32 pixels, to check the code."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    config = (CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                               image_size=32, patch_size=16) if tiny else
+              CLIPVisionConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                               num_attention_heads=12, image_size=224, patch_size=16))
+    model = CLIPVisionModel(config).to(device).eval()
+    pixels = torch.randn(batch, 3, config.image_size, config.image_size, device=device)
+    on_cuda = torch.device(device).type == "cuda"
+    with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=on_cuda):
+        for step in range(2 + repeats):
+            if step == 2:
+                if on_cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            model(pixel_values=pixels).last_hidden_state.float().sum().item()
+    seconds = time.perf_counter() - start
+    frames_per_s = batch * repeats / seconds
+    name = torch.cuda.get_device_name(device) if on_cuda else "cpu"
+    return {"device": name, "model": "tiny 2-layer ViT" if tiny else "CLIP ViT-B/16", "frames_per_s": frames_per_s,
+            "clips_per_s": frames_per_s / frames, "batch": batch}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=24)
@@ -106,8 +135,12 @@ def main() -> None:
     parser.add_argument("--gflop-per-frame", type=float, default=35.2, help="CLIP ViT-B/16 at 224: 2 x 17.6 GMACs")
     parser.add_argument("--gpu-tflops", type=float, default=989.0, help="H100 SXM dense bf16 peak")
     parser.add_argument("--utilisation", type=float, default=0.4, help="fraction of peak a ViT-B forward reaches")
+    parser.add_argument("--forward-device", default=None,
+                        help="measure a CLIP ViT-B/16 forward pass on this device (e.g. cuda) instead of estimating")
+    parser.add_argument("--forward-batch", type=int, default=512, help="frames per forward batch (default 512)")
     parser.add_argument("--json", default=None, help="also write the figures here")
-    args = parse_args(parser, {"clips": 2, "seconds": 1.0, "repeats": 1, "size": 32})
+    args = parse_args(parser, {"clips": 2, "seconds": 1.0, "repeats": 1, "size": 32, "forward_device": "cpu",
+                               "forward_batch": 2})
 
     torch.set_num_threads(1)
     decoders: dict[str, Decode] = {"pyav": pyav}
@@ -129,13 +162,21 @@ def main() -> None:
               f"core ({r['cpu_s']:.2f} CPU s for {r['clips']} clips)")
     for name, why in skipped.items():
         print(f"{name:>10}: not measured ({why})")
-    gpu = gpu_estimate(gflop_per_frame=args.gflop_per_frame, frames=args.frames, tflops=args.gpu_tflops,
-                       utilisation=args.utilisation)
     best = max(results, key=lambda name: results[name]["clips_per_core_s"])
-    cores = gpu["clips_per_s"] / results[best]["clips_per_core_s"]
-    print(f"GPU estimate from FLOPs (not measured): {args.gflop_per_frame:g} GFLOP/frame x {args.frames} frames = "
-          f"{gpu['gflop_per_clip']:.1f} GFLOP/clip; {args.gpu_tflops:g} TFLOPS x {args.utilisation:g} -> "
-          f"{gpu['clips_per_s']:.0f} clips/s; {best} needs {cores:.0f} cores to keep up")
+    if args.forward_device:
+        gpu = measure_forward(args.forward_device, frames=args.frames, batch=args.forward_batch,
+                              repeats=max(args.repeats, 5), tiny=args.tiny)
+        cores = gpu["clips_per_s"] / results[best]["clips_per_core_s"]
+        print(f"measured forward on {gpu['device']}: {gpu['model']}, bf16 autocast, {gpu['batch']} frames a batch -> "
+              f"{gpu['frames_per_s']:.0f} frames/s = {gpu['clips_per_s']:.0f} clips/s; {best} needs {cores:.0f} "
+              f"cores to keep up")
+    else:
+        gpu = gpu_estimate(gflop_per_frame=args.gflop_per_frame, frames=args.frames, tflops=args.gpu_tflops,
+                           utilisation=args.utilisation)
+        cores = gpu["clips_per_s"] / results[best]["clips_per_core_s"]
+        print(f"GPU estimate from FLOPs (not measured): {args.gflop_per_frame:g} GFLOP/frame x {args.frames} frames "
+              f"= {gpu['gflop_per_clip']:.1f} GFLOP/clip; {args.gpu_tflops:g} TFLOPS x {args.utilisation:g} -> "
+              f"{gpu['clips_per_s']:.0f} clips/s; {best} needs {cores:.0f} cores to keep up")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results, "skipped": skipped,
                                                "gpu": gpu, "cores": {best: cores}}, indent=2))
