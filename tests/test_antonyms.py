@@ -98,6 +98,23 @@ EGO4D = [
     ("C inflates the balloon", "C deflates the balloon"),
     ("C hides the key", "C shows the key"),
     ("C releases the object", "C grabs the object"),
+    # letting something fall / roll, tearing, covering with, holes: the opposite action, the rest kept
+    ("C lets the cup fall into the sink", "C stops the cup from falling into the sink"),
+    ("C lets the ball roll down the slope", "C stops the ball from rolling down the slope"),
+    ("C tears the paper into pieces", "C puts the paper together from pieces"),
+    ("C tears the paper apart", "C puts the paper together"),
+    ("C tears the cloth", "C mends the cloth"),
+    ("C covers the pot with the lid", "C uncovers the pot by removing the lid"),
+    ("C digs a hole in the ground", "C fills a hole in the ground"),
+    # a negated restatement of the action ("without actually V-ing") names the same action; others stay
+    (
+        "C pretends to close the door without actually closing it",
+        "C pretends to open the door without actually opening it",
+    ),
+    ("C opens the door without looking at it", "C closes the door without looking at it"),
+    # a parenthesised verb glossing the action goes with it; other asides stay
+    ("C twists (wrings) the towel", "C untwists the towel"),
+    ("C opens (slowly) the box", "C closes (slowly) the box"),
     # two verbs: every action verb of the first clause changes, the sentence stays grammatical
     ("C picks up the knife and opens the door", "C puts down the knife and closes the door"),
     ("Opening and closing the box", "Closing and opening the box"),
@@ -143,6 +160,9 @@ NO_ANTONYM = [
     ("C touches the opener", "touch"),
     ("waterfalls", None),
     ("C looks around the closet", "look"),
+    ("C throws the ball against the wall", "throw"),
+    ("C shows that the cup is empty", "show"),
+    ("C tears off a paper towel", "tear"),
 ]
 
 

@@ -50,3 +50,21 @@ def test_moments_in_time_csv(tmp_path):
     (folder / "validationSet.csv").write_text("juggling/c.mp4\n")
     with pytest.raises(AnnotationError, match=r"validationSet\.csv:1: expected a video path and its class"):
         read_dataset("mit", folder)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "text", "expected"),
+    [
+        ("mit", '[{"video": "juggling/a.mp4", "label": "juggling"}]', "a Moments in Time CSV"),
+        ("kinetics", '[{"label": "opening bottle", "youtube_id": "abc123"}]', "a Kinetics annotation CSV"),
+    ],
+)
+def test_non_csv_annotation_file_is_refused_with_the_expected_format(tmp_path, dataset, text, expected):
+    path = tmp_path / "validationSet.json"
+    path.write_text(text)
+    with pytest.raises(AnnotationError) as caught:
+        read_dataset(dataset, path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: expected {expected}")
+    assert message.endswith("(.csv), not a '.json' file")
+    assert "\n" not in message

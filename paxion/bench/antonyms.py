@@ -6,8 +6,11 @@ Every verb of the first clause that has an antonym is replaced ("picks up the cu
 clauses after "so", "until", "because", ... stay. A word is read as a verb only where its position says
 so (`paxion.bench.pos`), so nouns that are also verbs ("the kitchen sink", "a drop of water") stay. A
 verb followed by a directional particle its antonym contradicts ("lifts it up", "falls down") needs a
-curated phrasal entry or a particle flip, else the caption gets no antonym. Verbs listed as having no
-sensible antonym ("holding", "uses") give no antonym, with the reason.
+curated phrasal entry or a particle flip, else the caption gets no antonym. Verbs and verb patterns listed
+as having no sensible antonym ("holding", "uses", "throws * against") give no antonym, with the reason.
+A clause "without (actually) V-ing" restating a replaced verb takes the same antonym ("Pretending to close
+[something] without actually closing it"), and a parenthesised verb glossing it ("Twisting (wringing)") goes
+with it: left as they were, both would contradict the new action.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from paxion.bench.pos import BOUNDARIES, PREPOSITIONS, verb_position
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 # SSv2 placeholders, parenthesised asides ("Touching (without moving) [part] of [something]") and Ego4D's
 # hand phrases inside an object ("places the can in her right hand into the fridge").
+_ASIDE = re.compile(r"\([^)]*\)")
 _PROTECTED = re.compile(
-    r"\[[^\]]*\]|\([^)]*\)|\b(?:in|with) (?:her|his|their|both|the|my) (?:(?:left|right) )?hands?\b", re.IGNORECASE
+    rf"\[[^\]]*\]|{_ASIDE.pattern}|\b(?:in|with) (?:her|his|their|both|the|my) (?:(?:left|right) )?hands?\b",
+    re.IGNORECASE,
 )
 _GAP = "*"
 _MAX_GAP = 5
@@ -69,7 +74,7 @@ class _Table:
     particle_only: frozenset[str]
     particles: dict[str, str]
     no_antonym: dict[str, str]  # verb lemma -> reason
-    no_antonym_phrases: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # lemma -> (("a", "hole"), reason)
+    no_antonym_phrases: dict[str, tuple[tuple[_Rule, str], ...]]  # lemma -> ("throw * against" rule, reason)
 
 
 def _parts(pattern: str) -> tuple[tuple[str, ...], ...]:
@@ -108,11 +113,11 @@ def _table() -> _Table:
         a: b for a, b in _pairs(data["verbs"], both=True).items() if a not in dict(data["one_way"])
     }
     reasons = {verb: reason or f"'{verb}' has no sensible antonym" for verb, reason in data["no_antonym"].items()}
-    no_antonym_phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    no_antonym_phrases: dict[str, list[tuple[_Rule, str]]] = {}
     for phrase, reason in reasons.items():
-        head, *rest = phrase.split()
-        if rest:
-            no_antonym_phrases.setdefault(head, []).append((tuple(rest), reason))
+        if len(phrase.split()) > 1:
+            rule = _Rule(_parts(phrase), ())
+            no_antonym_phrases.setdefault(rule.source[0][0], []).append((rule, reason))
     phrases = [_Rule(_parts(a), _parts(b)) for a, b in _pairs(data["phrases"], both=True).items()]
     return _Table(
         phrases=_by_head(phrases),
@@ -136,6 +141,14 @@ class _Caption:
             spans += [m.span() for m in whole_words((obj,)).finditer(caption)]
         self.free = [not any(s < m.end() and m.start() < e for s, e in spans) for m in self.words]
         self.lower = [m.group().lower() for m in self.words]
+        # Where a replacement ending at each word ends in the text: a one-word parenthesised aside goes whole.
+        self.ends = [m.end() for m in self.words]
+        self.one_word_asides: set[int] = set()
+        for aside in _ASIDE.finditer(caption):
+            inside = [k for k, m in enumerate(self.words) if aside.start() < m.start() < aside.end()]
+            if len(inside) == 1:
+                self.ends[inside[0]] = aside.end()
+                self.one_word_asides.add(inside[0])
 
     def literal(self, part: tuple[str, ...], i: int) -> bool:
         """Whether the free words from i on spell `part`."""
@@ -155,6 +168,12 @@ class _Caption:
             j += 1
         return range(i + 1, j + 1)
 
+    def after_gloss(self, b: int, form: str) -> int:
+        """b + 1 when word b is a parenthesised verb of the same form as the verb before it, a gloss of it
+        ("Twisting (wringing) [something]"), else b."""
+        glossed = b in self.one_word_asides and any(f == form for _, f in verb_readings(self.lower[b]))
+        return b + 1 if glossed else b
+
     def particle(self, i: int, particles: dict[str, str]) -> tuple[int, int] | None:
         """The word range of the directional particle of the verb at word i: right after it, or right
         after its object."""
@@ -173,7 +192,7 @@ class _Caption:
         text = self.text
         for a, b, new in sorted(segments, reverse=True):
             first = self.words[a]
-            text = text[: first.start()] + match_case(first.group(), new) + text[self.words[b - 1].end() :]
+            text = text[: first.start()] + match_case(first.group(), new) + text[self.ends[b - 1] :]
         return text
 
 
@@ -199,8 +218,8 @@ class _Edit:
 def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _Edit | str | None:
     """The replacement of the verb at word i read as (lemma, form): an edit, a reason why it has none, or
     None when the table does not know the verb."""
-    for rest, reason in table.no_antonym_phrases.get(lemma, ()):
-        if cap.literal(rest, i + 1):
+    for rule, reason in table.no_antonym_phrases.get(lemma, ()):
+        if _match(rule, cap, i) is not None:
             return reason
     matches = [(rule, ranges) for rule in table.verbs.get(lemma, ()) if (ranges := _match(rule, cap, i)) is not None]
     if matches:
@@ -211,6 +230,9 @@ def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _
         head, _, tail = target[0].partition(" ")
         target[0] = " ".join(filter(None, [verb_forms(head)[form], tail]))
         segments = [(a, b, new) for (a, b), new in zip(ranges, target)]
+        # A gloss of the verb right after it ("Twisting (wringing)") would contradict its antonym: it goes too.
+        a, b, new = segments[0]
+        segments[0] = (a, cap.after_gloss(b, form), new)
         if not rule.plain:
             return _Edit(segments, range(i, ranges[-1][1]))
     elif lemma not in table.particle_only:
@@ -224,6 +246,24 @@ def _verb_edit(cap: _Caption, i: int, lemma: str, form: str, table: _Table) -> _
     if (segments and lemma not in table.flip) or particle not in table.particles:
         return f"'{lemma} {particle}' has no curated antonym"
     return _Edit([*segments, (span[0], span[1], table.particles[particle])], range(i, span[1]))
+
+
+def _restatement(cap: _Caption, i: int, edited: set[str], table: _Table) -> list[tuple[int, int, str]]:
+    """The edit of a clause at word i that restates the action negated, "without (actually) V-ing", V one of
+    the `edited` verb lemmas ("Pretending to close [something] without actually closing it"): it names the
+    same action, so it takes the same antonym. Empty when there is none."""
+    if i == len(cap.words) or not cap.free[i] or cap.lower[i] != "without":
+        return []
+    j = i + 1
+    while j < len(cap.words) and cap.free[j] and cap.lower[j].endswith("ly"):
+        j += 1
+    if j == len(cap.words) or not cap.free[j]:
+        return []
+    for lemma, form in verb_readings(cap.lower[j]):
+        if form == "ing" and lemma in edited:
+            edit = _verb_edit(cap, j, lemma, form, table)
+            return edit.segments if isinstance(edit, _Edit) else []
+    return []
 
 
 def _phrase(cap: _Caption, table: _Table) -> str | None:
@@ -245,6 +285,7 @@ def action_antonym(caption: str, *, objects: tuple[str, ...] | list[str] = ()) -
     if text is not None:
         return AntonymResult(text, None)
     segments: list[tuple[int, int, str]] = []
+    edited: set[str] = set()
     blame: tuple[str, str] | None = None
     first_verb: str | None = None
     i = 0
@@ -264,10 +305,12 @@ def action_antonym(caption: str, *, objects: tuple[str, ...] | list[str] = ()) -
                 break
         if isinstance(edit, _Edit):
             segments += edit.segments
+            edited.add(lemma)
             i = edit.used.stop
         else:
             i += 1
     if segments:
+        segments += _restatement(cap, i, edited, table)
         return AntonymResult(cap.replace(segments), None)
     if blame is not None:
         return AntonymResult(None, blame[1], blame[0])

@@ -22,6 +22,8 @@ from paxion.errors import AnnotationError
 
 MIT_SPLITS = {"trainingSet": "train", "validationSet": "validation"}
 _MIT_HEADERS = {"video", "path", "filename", "file", "video_path"}
+_KINETICS_FORMAT = "a Kinetics annotation CSV of label,youtube_id,time_start,time_end,split rows"
+_MIT_FORMAT = "a Moments in Time CSV (trainingSet.csv / validationSet.csv) of path/to/video.mp4,label rows"
 
 
 def with_class_indices(dataset: str, records: list[ClipRecord]) -> Annotations:
@@ -43,7 +45,7 @@ def read_kinetics(path: Path, *, videos: Path | None = None) -> Annotations:
     """Read Kinetics annotation CSVs (one file or a folder of them)."""
     found = VideoIndex(videos)
     records = []
-    for stem, file in files.split_files(Path(path), (".csv",)):
+    for stem, file in files.split_files(Path(path), (".csv",), expected=_KINETICS_FORMAT):
         for line, row in files.csv_rows(file):
             name = files.text(row, ("label",), file, line)
             youtube = files.text(row, ("youtube_id",), file, line)
@@ -65,7 +67,7 @@ def read_mit(path: Path, *, videos: Path | None = None) -> Annotations:
     The CSV gives each video's path, so `videos` is not needed to name it.
     """
     records = []
-    for stem, file in files.split_files(Path(path), (".csv",)):
+    for stem, file in files.split_files(Path(path), (".csv",), expected=_MIT_FORMAT):
         for line, row in files.csv_rows(file, header=False):
             video = files.text(row, ("0",), file, line)
             if line == 1 and video.lower() in _MIT_HEADERS:

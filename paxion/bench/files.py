@@ -117,9 +117,15 @@ def table_rows(path: Path) -> Iterator[tuple[int, Row]]:
     return jsonl_rows(path) if path.suffix == ".jsonl" else csv_rows(path)
 
 
-def split_files(path: Path, exts: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """(split, file) pairs: the file itself, or every file with one of `exts` in the folder; split = file stem."""
+def split_files(path: Path, exts: tuple[str, ...], *, expected: str | None = None) -> list[tuple[str, Path]]:
+    """(split, file) pairs: the file itself, or every file with one of `exts` in the folder; split = file stem.
+
+    With `expected` (the format in words, e.g. "a Kinetics CSV"), a file given by itself must end in one of
+    `exts` too, else AnnotationError names it and the expected format.
+    """
     if path.is_file():
+        if expected is not None and path.suffix.lower() not in exts:
+            raise AnnotationError(path, f"expected {expected} ({', '.join(exts)}), not a '{path.suffix}' file")
         return [(path.stem, path)]
     if not path.is_dir():
         raise AnnotationError(path, "no such file or folder")
