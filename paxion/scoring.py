@@ -227,13 +227,20 @@ def clip_scores(scorer: Scorer, batch: dict[str, Tensor], videos: Tensor, texts:
                 reverse: bool = False) -> Tensor:
     """Scores [B, K] of the batch's clips (videos = scorer.encode_video(batch, reverse=reverse) [B, L, d]) against
     encode_text's vectors shared by all clips [K, d] or per clip [B, K, d]: the maximum over L of the dot products
-    with the texts as the scorer compares them with each clip (a conditioned scorer's `condition`)."""
+    with the texts as the scorer compares them with each clip (a conditioned scorer's `condition`, given at most
+    PAIR_BLOCK pairs at a time: a block of clips with all their texts, or one clip with a block of texts)."""
     if not conditioned(scorer):
         if texts.ndim == 2:
             return similarity(videos, texts)
         return (videos[:, :, None] * texts[:, None]).sum(dim=-1).amax(dim=1)
-    texts = texts.expand(len(videos), *texts.shape[-2:])
-    step = max(1, PAIR_BLOCK // max(len(videos), 1))
-    return torch.cat([torch.einsum("bld,bkd->blk", videos,
-                                   scorer.condition(texts[:, k : k + step], batch, reverse=reverse)).amax(dim=1)
-                      for k in range(0, texts.shape[1], step)] or [videos.new_zeros(len(videos), 0)], dim=1)
+    b, k = len(videos), texts.shape[-2]
+    texts = texts.expand(b, k, texts.shape[-1])
+    rows = max(1, PAIR_BLOCK // max(k, 1))
+    step = k if rows > 1 else PAIR_BLOCK
+    out = videos.new_empty(b, k)
+    for i in range(0, b, rows):
+        part = {name: value[i : i + rows] for name, value in batch.items()}
+        for j in range(0, k, step):
+            vectors = scorer.condition(texts[i : i + rows, j : j + step], part, reverse=reverse)
+            out[i : i + rows, j : j + step] = torch.einsum("bld,bkd->blk", videos[i : i + rows], vectors).amax(dim=1)
+    return out
