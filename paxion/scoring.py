@@ -146,8 +146,9 @@ def load_scorer(cache, run_dir: str | Path | None, *, device: str | torch.device
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
             raise CacheError(f"{path}: unreadable scorer file ({str(exc).splitlines()[0]})") from None
-        if not isinstance(state, dict) or state.get("kind") != "xclip-prompt":
-            raise CacheError(f"{path}: not a scorer this paxion knows (kind {state.get('kind')!r})")
+        kind = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        if kind != "xclip-prompt":
+            raise CacheError(f"{path}: not a scorer this paxion knows (kind {kind!r})")
         return PromptScorer(load_prompt_generator(state, device=device), **options)
     model, _ = load_model(Path(run_dir) / "model.pt", map_location=device)
     trained_on = model.backbone.get("config_hash")

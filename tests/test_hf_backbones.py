@@ -355,6 +355,7 @@ def test_xclip_backbone_scores_are_its_logits_per_video(xclip_dir, tmp_path, sym
     from click.testing import CliRunner
     from transformers import XCLIPModel
 
+    from paxion.analysis.predict import task_predictions
     from paxion.cache.reader import Cache
     from paxion.cli import cli
     from paxion.extract.pipeline import extract
@@ -422,6 +423,11 @@ def test_xclip_backbone_scores_are_its_logits_per_video(xclip_dir, tmp_path, sym
     expected = np.argsort(np.argsort(text_ids))  # each clip's caption column
     assert label["v2t"]["r1"] == pytest.approx(100 * np.mean(table.argmax(1) == expected))
     assert label["t2v"]["r1"] == pytest.approx(100 * np.mean(table.argmax(0)[expected] == np.arange(n)))
+    records = task_predictions(cache, scorer, "label", depth=3)  # `paxion retrieve --predictions`
+    order = np.argsort(-table, axis=1)
+    assert [[c["text"] for c in r["candidates"]] for r in records] == [
+        [captions[j] for j in np.argsort(text_ids)[order[i, :3]]] for i in range(n)]
+    assert [r["answer_rank"] for r in records] == [1 + int((table[i] > table[i, expected[i]]).sum()) for i in range(n)]
 
 
 def test_xclip_scorer_file_is_checked(xclip_dir, tmp_path):
@@ -446,3 +452,29 @@ def test_xclip_scorer_file_is_checked(xclip_dir, tmp_path):
     path.unlink()
     with pytest.raises(CacheError, match="scorer.pt: missing"):
         Cache(tmp_path / "c")
+
+
+@pytest.mark.parametrize("act", ["quick_gelu", "gelu"])
+def test_prompt_generator_equals_transformers(act):
+    from transformers import XCLIPConfig
+    from transformers.models.x_clip.modeling_x_clip import XCLIPPromptGenerator
+
+    from paxion.errors import PaxionError
+    from paxion.models.prompt import load_prompt_generator
+
+    torch.manual_seed(1)
+    config = XCLIPConfig(text_config=TEXT, vision_config=VISION, projection_dim=16, prompt_layers=2,
+                         prompt_num_attention_heads=4, prompt_hidden_act=act, prompt_alpha=0.5)
+    reference = XCLIPPromptGenerator(config).eval()
+    for value in reference.parameters():  # away from the initial ones and zeros
+        torch.nn.init.normal_(value, std=0.3)
+    settings = {"dim": 16, "layers": 2, "heads": 4, "text_eps": 1e-5, "vision_eps": 1e-5, "act": act}
+    ours = load_prompt_generator({"config": settings, "weights": reference.state_dict()})
+    text, visual = torch.randn(3, 5, 16), torch.randn(3, 7, 16)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(text + reference(text, visual), dim=-1)
+        torch.testing.assert_close(ours(text, visual), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(PaxionError, match="activation 'relu'"):
+        load_prompt_generator({"config": settings | {"act": "relu"}, "weights": reference.state_dict()})
+    with pytest.raises(PaxionError, match="does not fit"):
+        load_prompt_generator({"config": settings | {"layers": 3}, "weights": reference.state_dict()})

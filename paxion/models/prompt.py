@@ -88,9 +88,9 @@ class PromptGenerator(nn.Module):
 def load_prompt_generator(state: dict, *, device: str | torch.device = "cpu") -> PromptGenerator:
     """A frozen PromptGenerator in eval mode from {"config": its keyword arguments, "weights": its state dict} (what
     `hf-xclip`'s `scorer_state` saves); PaxionError when its weights do not fit."""
-    generator = PromptGenerator(**state["config"])
     try:
+        generator = PromptGenerator(**state["config"])
         generator.load_state_dict(state["weights"])
-    except RuntimeError as exc:
-        raise PaxionError(f"X-CLIP prompt generator weights do not fit its config: {str(exc).splitlines()[0]}") from None
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise PaxionError(f"X-CLIP prompt generator state does not fit: {str(exc).splitlines()[0]}") from None
     return generator.to(device).eval().requires_grad_(False)

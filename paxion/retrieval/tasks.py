@@ -182,12 +182,12 @@ def dense_retrieval(
     per video (v2t) and over videos per text (t2v).
     """
     if len(scored) == 1:
-        v2t = t2v = scored[0][0]
+        v2t, t2v = scored[0][0], scored[0][0].T
     else:
         v2t = sum(softmax(s, scale) for s, scale in scored)
-        t2v = sum(softmax(s.T, scale) for s, scale in scored).T
+        t2v = sum(softmax(s.T, scale) for s, scale in scored)
     return {"v2t": rank_summary(dense_first_hit_ranks(v2t, video_keys, text_keys), ks),
-            "t2v": rank_summary(dense_first_hit_ranks(t2v.T, text_keys, video_keys), ks)}
+            "t2v": rank_summary(dense_first_hit_ranks(t2v, text_keys, video_keys), ks)}
 
 
 def zeroshot_candidates(cache, split: str, classes: list[str] | None) -> list[str]:
