@@ -333,3 +333,148 @@ def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path
     np.testing.assert_allclose(got["pooled_rev"], rev.pooled.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got["tokens_rev"], rev.tokens.numpy(), rtol=2e-3, atol=2e-3)
     assert verify_cache(tmp_path / "c") == []
+
+
+def _xclip_world(root: Path, clips: int) -> tuple[Path, Path, list[dict]]:
+    """A bench of `clips` distinct captions, each with an antonym and an object-replaced negative, all within the
+    tiny text encoder's context (14 characters). The tiny text model pools at the largest token id (its byte
+    tokenizer's "z</w>" here), so every text ends with " z" to be read whole."""
+    from fakes import make_bench
+
+    bench, videos = make_bench(root, {"validation": clips})
+    rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row |= {"caption": f"push a{i} z", "aa_caption": f"pull a{i} z", "or_caption": f"push b{i} z", "or_reason": None}
+    (bench / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return bench, videos, rows
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_xclip_backbone_scores_are_its_logits_per_video(xclip_dir, tmp_path, symmetric):
+    import h5py
+    from click.testing import CliRunner
+    from transformers import XCLIPModel
+
+    from paxion.analysis.predict import task_predictions
+    from paxion.cache.reader import Cache
+    from paxion.cli import cli
+    from paxion.extract.pipeline import extract
+    from paxion.extract.video import read_frames
+    from paxion.retrieval.tasks import run_task, score_matrix
+    from paxion.scoring import PromptScorer, load_scorer
+    from paxion.trainer.evaluate import actionbench
+
+    n = 6
+    bench, videos, rows = _xclip_world(tmp_path / "world", n)
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    if not symmetric:
+        bb.symmetry_rtol = -1.0  # as a tower whose tokens depend on frame order: reversed context stored
+    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=4, workers=0).complete
+    cache = Cache(tmp_path / "c", backbone=bb)
+    with h5py.File(tmp_path / "c" / cache.manifest["splits"]["validation"]["shards"][0]["file"], "r") as f:
+        assert f["score_context"].shape == (n, 16, 24) and f["score_context"].dtype == np.float32  # P = 4 x 4, d
+        assert ("score_context_rev" in f) == ("tokens_rev" in f) == (not symmetric)
+    scorer = load_scorer(cache, None)
+    assert isinstance(scorer, PromptScorer) and scorer.scale == pytest.approx(bb.logit_scale)
+    result, items = actionbench(cache, scorer, records=True)
+
+    # X-CLIP itself on the same frames and texts: row b scores clip b against every clip's 3 texts
+    model = XCLIPModel.from_pretrained(xclip_dir).eval()
+    size, crop = bb.decode_geometry
+    pixels = bb.preprocess(np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=size, crop=crop)
+                                     for r in rows]))
+    texts = [t for r in rows for t in (r["caption"], r["aa_caption"], r["or_caption"])]
+    inputs = bb.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(pixel_values=pixels, **inputs).logits_per_video.view(n, n, 3).diagonal().T.numpy()
+        backwards = model(pixel_values=pixels.flip(1), **inputs).logits_per_video.view(n, n, 3).diagonal().T.numpy()
+    own, aa, obj = logits.T
+    atol = 1e-4  # float32 on the CPU (measured: 3e-6); the logits are about +-1 here (logit_scale.exp() = 14.3)
+    np.testing.assert_allclose(scorer.scale * items["own"], own, rtol=0, atol=atol)
+    np.testing.assert_allclose(scorer.scale * items["negative_scores"]["aa"], aa, rtol=0, atol=atol)
+    np.testing.assert_allclose(scorer.scale * items["negative_scores"]["or"], obj, rtol=0, atol=atol)
+    np.testing.assert_allclose(scorer.scale * items["reversed_own"], backwards[:, 0], rtol=0, atol=atol)
+    # the plain text features give other scores: the test sees the conditioning
+    emb = cache.text_emb / np.linalg.norm(cache.text_emb, axis=-1, keepdims=True)
+    pooled = cache.read_split("validation", ["pooled"])["pooled"]
+    plain = (pooled / np.linalg.norm(pooled, axis=-1, keepdims=True) * emb[items["caption_idx"]]).sum(-1)
+    assert np.abs(scorer.scale * plain - own).max() > 100 * atol
+
+    # the chosen answers, through `paxion eval --backbone-only --json`
+    scored = CliRunner().invoke(cli, ["eval", "--cache", str(tmp_path / "c"), "--backbone-only", "--device", "cpu",
+                                      "--json", str(tmp_path / "eval.json")])
+    assert scored.exit_code == 0, scored.output
+    printed = json.loads((tmp_path / "eval.json").read_text())
+    ours = {"aa": items["negative_scores"]["aa"], "or": items["negative_scores"]["or"], "vr": items["reversed_own"]}
+    for task, negative in (("aa", aa), ("or", obj), ("vr", backwards[:, 0])):
+        np.testing.assert_array_equal(items["own"] > ours[task], own > negative)  # the same answer chosen
+        assert printed[task]["n"] == n and printed[task]["accuracy"] == pytest.approx(100 * np.mean(own > negative))
+        assert result[task]["accuracy"] == printed[task]["accuracy"]
+
+    # retrieval: the full clip x caption matrix, each caption conditioned on each clip
+    captions = [r["caption"] for r in rows]
+    text_ids = np.array([cache.texts.index(c) for c in captions])
+    with torch.no_grad():
+        matrix = model(pixel_values=pixels, **bb.tokenizer(captions, padding=True, return_tensors="pt")).logits_per_video
+    np.testing.assert_allclose(scorer.scale * score_matrix(cache, scorer, "validation", text_ids, batch_size=4),
+                               matrix.numpy(), rtol=0, atol=atol)
+    table = matrix.numpy()[:, np.argsort(text_ids)]  # columns in the task's order: the texts' table order
+    label = run_task(cache, scorer, "label", ks=(1,))
+    expected = np.argsort(np.argsort(text_ids))  # each clip's caption column
+    assert label["v2t"]["r1"] == pytest.approx(100 * np.mean(table.argmax(1) == expected))
+    assert label["t2v"]["r1"] == pytest.approx(100 * np.mean(table.argmax(0)[expected] == np.arange(n)))
+    records = task_predictions(cache, scorer, "label", depth=3)  # `paxion retrieve --predictions`
+    order = np.argsort(-table, axis=1)
+    assert [[c["text"] for c in r["candidates"]] for r in records] == [
+        [captions[j] for j in np.argsort(text_ids)[order[i, :3]]] for i in range(n)]
+    assert [r["answer_rank"] for r in records] == [1 + int((table[i] > table[i, expected[i]]).sum()) for i in range(n)]
+
+
+def test_xclip_scorer_file_is_checked(xclip_dir, tmp_path):
+    from paxion.cache.reader import Cache
+    from paxion.cache.verify import verify_cache
+    from paxion.errors import CacheError
+    from paxion.extract.pipeline import extract
+    from paxion.scoring import load_scorer
+
+    bench, videos, _ = _xclip_world(tmp_path / "world", 2)
+    bb = load_backbone("hf-xclip:" + xclip_dir)
+    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0).complete
+    record = Cache(tmp_path / "c").manifest["files"]["scorer"]
+    path = tmp_path / "c" / record["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))  # same size: only the hash tells
+    cache = Cache(tmp_path / "c")
+    with pytest.raises(CacheError, match="scorer.pt: xxh3_128 differs"):
+        load_scorer(cache, None)
+    assert any("scorer.pt: xxh3_128 differs" in p for p in verify_cache(tmp_path / "c"))
+    path.unlink()
+    with pytest.raises(CacheError, match="scorer.pt: missing"):
+        Cache(tmp_path / "c")
+
+
+@pytest.mark.parametrize("act", ["quick_gelu", "gelu"])
+def test_prompt_generator_equals_transformers(act):
+    from transformers import XCLIPConfig
+    from transformers.models.x_clip.modeling_x_clip import XCLIPPromptGenerator
+
+    from paxion.errors import PaxionError
+    from paxion.models.prompt import load_prompt_generator
+
+    torch.manual_seed(1)
+    config = XCLIPConfig(text_config=TEXT, vision_config=VISION, projection_dim=16, prompt_layers=2,
+                         prompt_num_attention_heads=4, prompt_hidden_act=act, prompt_alpha=0.5)
+    reference = XCLIPPromptGenerator(config).eval()
+    for value in reference.parameters():  # away from the initial ones and zeros
+        torch.nn.init.normal_(value, std=0.3)
+    settings = {"dim": 16, "layers": 2, "heads": 4, "text_eps": 1e-5, "vision_eps": 1e-5, "act": act}
+    ours = load_prompt_generator({"config": settings, "weights": reference.state_dict()})
+    text, visual = torch.randn(3, 5, 16), torch.randn(3, 7, 16)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(text + reference(text, visual), dim=-1)
+        torch.testing.assert_close(ours(text, visual), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(PaxionError, match="activation 'relu'"):
+        load_prompt_generator({"config": settings | {"act": "relu"}, "weights": reference.state_dict()})
+    with pytest.raises(PaxionError, match="does not fit"):
+        load_prompt_generator({"config": settings | {"layers": 3}, "weights": reference.state_dict()})

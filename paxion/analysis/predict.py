@@ -10,19 +10,20 @@ import numpy as np
 from paxion.analysis.items import actionbench_records, prediction_records, ranking_records
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
-from paxion.retrieval.metrics import ensemble_probabilities, first_hit_ranks
+from paxion.retrieval.metrics import dense_first_hit_ranks, ensemble_probabilities, first_hit_ranks
 from paxion.retrieval.tasks import (
     RETRIEVAL_TASKS,
     TASKS,
-    _choice_scores,
     _class_text_ids,
     _clip_keys,
     _encode,
     _read_fields,
     prompted,
+    score_matrix,
     zeroshot_answers,
     zeroshot_candidates,
 )
+from paxion.scoring import conditioned
 from paxion.trainer.evaluate import actionbench
 
 
@@ -63,10 +64,16 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         keys = _clip_keys(cache, split, task, classes, clips)
         kept = np.flatnonzero(keys >= 0)
         text_ids = np.unique(keys[kept])
-        videos, texts = _encode(cache, scorer, split, text_ids, stage_name="encoding clips", **options)
-        index = ExactIndex(texts)
-        top_scores, top = index.search(videos[kept], depth)
-        ranks = first_hit_ranks(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
+        if conditioned(scorer):  # texts conditioned on each clip: a dense score matrix, ranked as ExactIndex does
+            scores = score_matrix(cache, scorer, split, text_ids, rows=keys >= 0, **options)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            ranks = dense_first_hit_ranks(scores, keys[kept], text_ids)
+        else:
+            videos, texts = _encode(cache, scorer, split, text_ids, **options)
+            index = ExactIndex(texts)
+            top_scores, top = index.search(videos[kept], depth)
+            ranks = first_hit_ranks(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
         names = [cache.texts[int(t)] for t in text_ids]
         return ranking_records([ids[i] for i in kept], task, [[names[j] for j in row] for row in top], top_scores,
                                [cache.texts[int(k)] for k in keys[kept]], ranks,
@@ -86,11 +93,10 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
     kept = np.flatnonzero(kept if clips is None else kept & clips)
     if not len(kept):
         raise PaxionError(f"task {task!r}: no clip of split {split!r} to score")
-    scored = []
-    for s in [scorer] + ([ensemble_with] if ensemble_with is not None else []):
-        videos, candidates = _encode(cache, s, split, text_ids, stage_name="encoding clips", **options)
-        scored.append((_choice_scores(videos[kept], candidates[kept] if candidates.ndim == 3 else candidates),
-                       s.scale))
+    rows = np.zeros(len(answers), dtype=bool)
+    rows[kept] = True
+    scored = [(score_matrix(cache, s, split, text_ids, rows=rows, **options), s.scale)
+              for s in [scorer] + ([ensemble_with] if ensemble_with is not None else [])]
     scores = scored[0][0] if ensemble_with is None else ensemble_probabilities(*scored[0], *scored[1])
     return prediction_records([ids[i] for i in kept], task, [labels[i] for i in kept], scores, answers[kept],
                               classes=None if names is None else [names[answers[i]] for i in kept], ties="share")

@@ -19,6 +19,7 @@ SCHEMA_VERSION = 8  # 8: mc_aa_idx (candidates' antonyms); 7: per-clip aa_same/o
 # tokens with a channel scale; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
 MANIFEST_FILE = "manifest.json"
 TEXTS_FILE = "texts.h5"
+SCORER_FILE = "scorer.pt"  # what the backbone's own score needs besides the arrays (X-CLIP's prompt generator)
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
 CONFIG_FILE = "config.json"
 
@@ -55,6 +56,19 @@ def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
     if hashed and file_hash(path) != record["xxh3_128"]:
         return f"{path}: xxh3_128 differs from the manifest (the file changed or is corrupt)"
     return None
+
+
+def extra_file(root: str | Path, manifest: dict, role: str) -> Path:
+    """The path of the file the manifest's `files` records under `role` (e.g. "scorer"), checked against its
+    size and XXH3-128; CacheError when the manifest records none or the file is missing or changed."""
+    record = manifest.get("files", {}).get(role)
+    if record is None:
+        raise CacheError(f"{Path(root) / MANIFEST_FILE}: records no {role} file; re-extract with --overwrite")
+    path = Path(root) / record["file"]
+    problem = check_file(path, record, hashed=True)
+    if problem:
+        raise CacheError(problem)
+    return path
 
 
 def read_texts(root: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
@@ -128,6 +142,9 @@ def _structure_problem(manifest: dict) -> str | None:
     records = {"": (manifest, _TOP_KEYS)}
     if isinstance(manifest.get("splits"), dict):
         records |= {"backbone: ": (manifest.get("backbone"), _BACKBONE_KEYS), "texts: ": (manifest.get("texts"), _FILE_KEYS)}
+        files = manifest.get("files", {})
+        records |= {f"file {role!r}: ": (record, _FILE_KEYS) for role, record in
+                    (files.items() if isinstance(files, dict) else [("files", None)])}
         for split, info in manifest["splits"].items():
             records[f"split {split!r}: "] = (info, {"clips": int, "shards": list})
             shards = info.get("shards") if isinstance(info, dict) else None
@@ -155,8 +172,19 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
 SAME_FIELDS = ("aa_same", "or_same")  # the AA / OR negative embeds like the caption (cut by the text encoder)
-# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time.
+# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time,
+# or as it is (the score context does not depend on the frames' order then: Backbone.encode_score_context).
 FLIPPED_FIELDS = {"tokens_rev": "tokens"}
+SHARED_FIELDS = {"score_context_rev": "score_context"}
+
+
+def stored_field(name: str, present) -> tuple[str, bool]:
+    """(the field of a shard whose fields are `present` that holds `name`, whether it is read flipped in time)."""
+    if name in present:
+        return name, False
+    if name in FLIPPED_FIELDS:
+        return FLIPPED_FIELDS[name], True
+    return SHARED_FIELDS.get(name, name), False
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
@@ -165,7 +193,8 @@ def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
              "pooled": ("f4", (bb["embed_dim"],))} | (
-        {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {})
+        {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {}) | (
+        {"score_context": ("f4", tuple(bb["score_context"]))} if bb.get("score_context") else {})
     specs = video | {"id": ("S", ()), "label": ("i4", ())} | {name: ("b1", ()) for name in ("salient", *SAME_FIELDS)}
     specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
@@ -197,8 +226,8 @@ def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, co
             for name in sorted({*specs, *f}) if complete else list(f):
                 kind, shape = specs.get(name, (None, None))
                 ds = f.get(name)
-                if ds is None and FLIPPED_FIELDS.get(name) in f:
-                    continue  # read as its source field flipped in time
+                if ds is None and stored_field(name, f)[0] in f:
+                    continue  # read from its source field
                 if ds is None:
                     problems.append(f"no field {name!r}")
                 elif ds.shape[:1] != (clips,):

@@ -10,7 +10,15 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import FLIPPED_FIELDS, check_backbone, check_file, read_manifest, read_texts, shard_problems
+from paxion.cache.manifest import (
+    check_backbone,
+    check_file,
+    extra_file,
+    read_manifest,
+    read_texts,
+    shard_problems,
+    stored_field,
+)
 from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
 
@@ -65,7 +73,8 @@ class Cache:
         self.manifest = read_manifest(self.root)
         if backbone is not None:
             check_backbone(self.manifest, backbone, root=self.root)
-        for record in [s for split in self.manifest["splits"].values() for s in split["shards"]]:
+        for record in [s for split in self.manifest["splits"].values() for s in split["shards"]] + list(
+                self.manifest.get("files", {}).values()):
             problem = check_file(self.root / record["file"], record, hashed=False)
             if problem:
                 raise CacheError(problem)
@@ -84,6 +93,10 @@ class Cache:
             return h5py.File(path, "r")
         except OSError as exc:
             raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+    def extra_file(self, role: str) -> Path:
+        """The path of the manifest's extra file `role` (e.g. "scorer"), its hash checked (`manifest.extra_file`)."""
+        return extra_file(self.root, self.manifest, role)
 
     @property
     def temporal(self) -> bool:
@@ -134,7 +147,7 @@ class Cache:
                 names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
                 for name in names:  # grows by the scales of int8 fields read as stored
                     # a time-symmetric temporal backbone stores no reversed tokens: they are the tokens read backwards
-                    source = name if name in f else FLIPPED_FIELDS.get(name, name)
+                    source, flipped = stored_field(name, f)
                     ds = _open_field(f, source)
                     stored = ds.dtype
                     if fields is not None and not dequantize and stored == np.int8:
@@ -145,7 +158,7 @@ class Cache:
                     try:
                         rows = out[name][start : start + record["clips"]]
                         _read_field(f, ds, stored, source, rows)
-                        if source != name:
+                        if flipped:
                             rows[:] = rows[:, ::-1].copy()
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None

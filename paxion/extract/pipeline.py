@@ -15,15 +15,17 @@ import h5py
 import numpy as np
 import torch
 
-from paxion.atomic import TMP_MARK, ensure_dir, write_json
+from paxion.atomic import TMP_MARK, ensure_dir, save_torch, write_json
 from paxion.bench.files import read_bench
 from paxion.cache.manifest import (
     CONFIG_FILE,
     MANIFEST_FILE,
     PARTS_DIR,
     SCHEMA_VERSION,
+    SCORER_FILE,
     TEXTS_FILE,
     file_hash,
+    file_record,
     part_file,
     read_json,
     shard_file,
@@ -123,7 +125,7 @@ def backbone_record(backbone: torch.nn.Module) -> dict:
         "embed_dim": backbone.embed_dim, "token_dim": backbone.token_dim,
         "tokens_per_frame": backbone.tokens_per_frame, "num_params": sum(p.numel() for p in backbone.parameters()),
         "logit_scale": float(backbone.logit_scale),
-    }
+    } | ({} if backbone.score_context_shape is None else {"score_context": list(backbone.score_context_shape)})
 
 
 @torch.inference_mode()
@@ -134,7 +136,10 @@ def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.d
         views = {"": backbone.encode_video(pixels)}
         if backbone.temporal:
             views["_rev"] = backbone.encode_reversed(pixels, views[""])
-    out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
+        out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
+        if backbone.score_context_shape is not None:  # order-free over time for symmetric tokens: stored once
+            out |= {f"score_context{suffix}": backbone.encode_score_context(feats) for suffix, feats in views.items()
+                    if not (suffix and backbone.tokens_symmetric)}  # the reader shares it (manifest.SHARED_FIELDS)
     if drop_flipped and backbone.tokens_symmetric:
         del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.FLIPPED_FIELDS)
     return {name: t.float().cpu().numpy() for name, t in out.items()}
@@ -215,7 +220,7 @@ def _prepare_dir(out: Path, config: dict, *, overwrite: bool) -> None:
             raise CacheError(f"{out}: another paxion extract is writing shard {busy.stem} there; "
                              "let it finish or stop it before --overwrite")
         shutil.rmtree(parts, ignore_errors=True)
-        for path in [out / MANIFEST_FILE, out / TEXTS_FILE, *out.glob(f"{TEXTS_FILE}{TMP_MARK}*"),
+        for path in [out / MANIFEST_FILE, out / TEXTS_FILE, out / SCORER_FILE, *out.glob(f"{TEXTS_FILE}{TMP_MARK}*"),
                      *out.glob("*-[0-9][0-9][0-9][0-9][0-9].h5*")]:
             path.unlink(missing_ok=True)
     ensure_dir(parts)
@@ -235,6 +240,22 @@ def _text_table(out: Path, backbone: torch.nn.Module, texts: list[str]) -> tuple
     record = write_texts(out / TEXTS_FILE, texts, emb)
     write_json(record_path, record)
     return record, emb
+
+
+def _scorer_file(out: Path, backbone: torch.nn.Module) -> dict:
+    """{"scorer": its record} of the file the backbone's own score needs (`Backbone.scorer_state`), reused when a
+    process or an earlier run wrote it intact, else written; {} for a backbone scored by cosine (call with
+    FOLDER_LOCK held)."""
+    state = backbone.scorer_state()
+    if state is None:
+        return {}
+    path, record_path = out / SCORER_FILE, out / PARTS_DIR / "scorer.json"
+    if record_path.is_file() and path.is_file() and file_hash(path) == read_json(record_path).get("xxh3_128"):
+        return {"scorer": read_json(record_path)}
+    save_torch(path, state)
+    record = file_record(path)
+    write_json(record_path, record)
+    return {"scorer": record}
 
 
 def _done(out: Path, plan: ShardPlan) -> dict | None:
@@ -292,8 +313,9 @@ class _ShardEncoder:
 
 
 def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, meta: dict, texts: dict,
-                      splits: list[str]) -> dict | None:
-    """Write manifest.json from the shard sidecars once every planned shard is done; None while some are not."""
+                      splits: list[str], files: dict | None = None) -> dict | None:
+    """Write manifest.json from the shard sidecars once every planned shard is done; None while some are not.
+    files: records of other files beside the manifest by role (default none; "scorer": `_scorer_file`)."""
     out = Path(out)
     parts = [_done(out, plan) for plan in plans]
     if any(p is None for p in parts):
@@ -306,7 +328,8 @@ def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, 
             split["shards"].append(part["shard"])
         split |= add_counts(split, part["counts"])
     manifest = config | {
-        "bench": meta, "texts": texts, "splits": by_split, "failed": [f for p in parts for f in p["failed"]],
+        "bench": meta, "texts": texts, "files": files or {}, "splits": by_split,
+        "failed": [f for p in parts for f in p["failed"]],
     }
     write_json(out / MANIFEST_FILE, manifest)
     return manifest
@@ -430,6 +453,7 @@ def extract(
     with _locked(out / FOLDER_LOCK):
         _prepare_dir(out, config, overwrite=overwrite)
         texts_record, text_emb = _text_table(out, backbone, texts)
+        files = _scorer_file(out, backbone)
 
     plans = plan_shards(records, shard_size)
     mine = [p for g, p in enumerate(plans) if g % num_shards == shard_index]
@@ -459,7 +483,8 @@ def extract(
                 pass
         pending = waiting
     with _locked(out / FOLDER_LOCK):
-        manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records))
+        manifest = assemble_manifest(out, plans, config, meta=meta, texts=texts_record, splits=list(records),
+                                     files=files)
     result.complete = manifest is not None
     if result.clips == 0 and result.failed:
         first = result.failed[0]

@@ -17,7 +17,7 @@ from paxion.retrieval.metrics import (
     retrieval_metrics,
     softmax,
 )
-from paxion.scoring import encode_split
+from paxion.scoring import clip_scores, conditioned, encode_split, iter_batches
 
 RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
@@ -104,11 +104,11 @@ def _clip_keys(cache, split: str, task: str, classes: list[str] | None, clips: n
     return keys
 
 
-def _encode(cache, scorer, split: str, text_ids: np.ndarray, *, device, batch_size: int, progress,
-            stage_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The split's clips [n, L, d] and the texts `text_ids` (any shape S) [*S, d] as the scorer's vectors."""
-    stage = _stage(progress, stage_name, cache.num_clips(split))
-    videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=stage)
+def _encode(cache, scorer, split: str, text_ids: np.ndarray, *, device, batch_size: int,
+            progress: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The split's clips [n, L, d] and the texts `text_ids` (any shape S) [*S, d] as the scorer's vectors;
+    progress(k) after each k clips."""
+    videos = encode_split(cache, scorer, split, batch_size=batch_size, device=device, progress=progress)
     flat, inverse = np.unique(text_ids, return_inverse=True)
     vectors = _encode_texts(cache, scorer, flat, device=device, batch_size=batch_size)
     return videos, vectors[inverse.reshape(-1)].reshape(*np.shape(text_ids), -1)
@@ -128,26 +128,64 @@ def _choice_scores(videos: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return scores
 
 
-def ensemble_retrieval(
-    encoded: list[tuple[np.ndarray, np.ndarray, float]],
+def _conditioned_scores(cache, scorer, split: str, text_ids: np.ndarray, rows: np.ndarray | None, *, device,
+                        batch_size: int, progress) -> np.ndarray:
+    """Scores [n, m] (text_ids [m], shared) or [n, K] (text_ids [n, K], per clip) of a conditioned scorer, a batch
+    of clips at a time (`paxion.scoring.clip_scores`); rows: bool mask [n] of the clips to score (None = all)."""
+    emb, start, out = np.asarray(cache.text_emb, np.float32), 0, []
+    shared = text_ids.ndim == 1
+    with torch.no_grad():
+        texts = scorer.encode_text(torch.from_numpy(emb[text_ids]).to(device)) if shared else None
+        for batch in iter_batches(cache, split, scorer.video_fields(), batch_size=batch_size, device=device):
+            n = len(next(iter(batch.values())))
+            keep = np.ones(n, dtype=bool) if rows is None else np.asarray(rows[start : start + n], dtype=bool)
+            if keep.any():
+                mask = torch.from_numpy(keep).to(device)
+                batch = {name: value[mask] for name, value in batch.items()}
+                own = texts if shared else scorer.encode_text(
+                    torch.from_numpy(emb[text_ids[start : start + n][keep]]).to(device))
+                out.append(clip_scores(scorer, batch, scorer.encode_video(batch), own).double().cpu().numpy())
+            start += n
+            if progress is not None:
+                progress(n)
+    return np.concatenate(out) if out else np.zeros((0, text_ids.shape[-1]))
+
+
+def score_matrix(cache, scorer, split: str, text_ids: np.ndarray, *, rows: np.ndarray | None = None, device="cpu",
+                 batch_size: int = 256, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Dense float64 scores of the split's clips (rows: bool mask [n], default None = all) against texts of the
+    cache's text table: text_ids [m] shared by every clip -> [rows, m], or [n, K] per clip -> [rows, K].
+
+    A plain scorer's vectors are compared exactly in float64 (`_choice_scores`); a conditioned one (X-CLIP's
+    backbone) conditions every (clip, text) pair, costing one prompt-generator pass per pair.
+    """
+    text_ids = np.asarray(text_ids, dtype=np.int64)
+    if conditioned(scorer):
+        return _conditioned_scores(cache, scorer, split, text_ids, rows, device=device, batch_size=batch_size,
+                                   progress=progress)
+    videos, candidates = _encode(cache, scorer, split, text_ids, device=device, batch_size=batch_size,
+                                 progress=progress)
+    rows = slice(None) if rows is None else rows
+    return _choice_scores(videos[rows], candidates[rows] if candidates.ndim == 3 else candidates)
+
+
+def dense_retrieval(
+    scored: list[tuple[np.ndarray, float]],
     video_keys: np.ndarray,
     text_keys: np.ndarray,
     *,
     ks: tuple[int, ...] = (1, 5, 10),
 ) -> dict[str, dict[str, float]]:
-    """{"v2t": metrics, "t2v": metrics} ranked by the sum over models of softmax probabilities (paper App. A; the
-    official code offers it on every retrieval task): over texts per video (v2t), over videos per text (t2v).
-
-    encoded: per model (videos [n, L, d], texts [m, d], scale, the linear inverse temperature). Holds dense [n, m] score matrices: raises
-    PaxionError above ENSEMBLE_MAX_SCORES entries (restrict the clips, e.g. with an id list).
+    """{"v2t": metrics, "t2v": metrics} from dense score matrices [n, m], one per model with its scale (the linear
+    inverse temperature). One model: ranked by its scores. Several (the backbone ensemble, paper App. A; the
+    official code offers it on every retrieval task): by the sum over models of softmax probabilities, over texts
+    per video (v2t) and over videos per text (t2v).
     """
-    n, m = len(video_keys), len(text_keys)
-    if n * m > ENSEMBLE_MAX_SCORES:
-        raise PaxionError(f"the ensemble scores {n} clips x {m} texts densely, over {ENSEMBLE_MAX_SCORES:,}: "
-                          "restrict the clips (--ids)")
-    scores = [(_choice_scores(videos, texts), scale) for videos, texts, scale in encoded]
-    v2t = sum(softmax(s, scale) for s, scale in scores)
-    t2v = sum(softmax(s.T, scale) for s, scale in scores)
+    if len(scored) == 1:
+        v2t, t2v = scored[0][0], scored[0][0].T
+    else:
+        v2t = sum(softmax(s, scale) for s, scale in scored)
+        t2v = sum(softmax(s.T, scale) for s, scale in scored)
     return {"v2t": rank_summary(dense_first_hit_ranks(v2t, video_keys, text_keys), ks),
             "t2v": rank_summary(dense_first_hit_ranks(t2v, text_keys, video_keys), ks)}
 
@@ -221,19 +259,23 @@ def run_task(
     if not ks or min(ks) < 1:
         raise PaxionError(f"recall cut-offs must be at least 1, got {list(ks)}")
     scorers = [(scorer, "encoding clips")] + ([(ensemble_with, "encoding clips (backbone)")] if ensemble_with else [])
-    options = {"device": device, "batch_size": batch_size, "progress": progress}
     if task in RETRIEVAL_TASKS:
         keys = _clip_keys(cache, split, task, classes, clips)
         kept = keys >= 0
         text_ids = np.unique(keys[kept])
-        encoded = [(*_encode(cache, s, split, text_ids, stage_name=name, **options), s.scale)
-                   for s, name in scorers]
-        if ensemble_with is not None:
-            kept_encoded = [(videos[kept], texts, scale) for videos, texts, scale in encoded]
-            return ensemble_retrieval(kept_encoded, keys[kept], text_ids, ks=tuple(ks))
-        videos, texts, _ = encoded[0]
-        return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress,
-                                   device=device)
+        if ensemble_with is None and not conditioned(scorer):
+            videos, texts = _encode(cache, scorer, split, text_ids, device=device, batch_size=batch_size,
+                                    progress=_stage(progress, "encoding clips", cache.num_clips(split)))
+            return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress,
+                                       device=device)
+        n, m = int(kept.sum()), len(text_ids)  # an ensemble, or texts conditioned on each clip: dense scores
+        if n * m > ENSEMBLE_MAX_SCORES:
+            raise PaxionError(f"task {task!r} scores {n} clips x {m} texts densely (a backbone ensemble, or X-CLIP's "
+                              f"clip-conditioned texts), over {ENSEMBLE_MAX_SCORES:,}: restrict the clips (--ids)")
+        scored = [(score_matrix(cache, s, split, text_ids, rows=kept, device=device, batch_size=batch_size,
+                                progress=_stage(progress, name, cache.num_clips(split))), s.scale)
+                  for s, name in scorers]
+        return dense_retrieval(scored, keys[kept], text_ids, ks=tuple(ks))
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
         text_ids, answers = fields["mc_idx"].astype(np.int64), fields["mc_answer"]
@@ -247,11 +289,8 @@ def run_task(
     kept = kept if clips is None else kept & clips
     if not kept.any():
         raise PaxionError(f"task {task!r}: no clip of split {split!r} to score (none listed, or none of a listed class)")
-    scored = []
-    for s, name in scorers:
-        videos, candidates = _encode(cache, s, split, text_ids, stage_name=name, **options)
-        scored.append((_choice_scores(videos[kept], candidates[kept] if candidates.ndim == 3 else candidates),
-                              s.scale))
+    scored = [(score_matrix(cache, s, split, text_ids, rows=kept, device=device, batch_size=batch_size,
+                            progress=_stage(progress, name, cache.num_clips(split))), s.scale) for s, name in scorers]
     if ensemble_with is not None:
         (scores, scale), (other, other_scale) = scored
         return choice_accuracy(ensemble_probabilities(scores, scale, other, other_scale), answers[kept])

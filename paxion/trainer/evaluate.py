@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from paxion.errors import PaxionError
-from paxion.scoring import Scorer, check_split, iter_batches, pair_scores
+from paxion.scoring import Scorer, check_split, clip_scores, iter_batches
 from paxion.stats import TIE_TOLERANCE, wilson_interval
 
 TASKS = ("aa", "vr", "or")
@@ -70,18 +70,21 @@ def actionbench(
             video = scorer.encode_video(batch)
             keep = torch.from_numpy(chosen[start : start + len(video)]).to(video.device)
             start += len(video)
-            caption = texts[batch["caption_idx"].long()]
-            own = pair_scores(video, caption)
-            reversed_own = pair_scores(scorer.encode_video(batch, reverse=True), caption)
+            # caption, AA and OR negative of each clip scored together (a conditioned scorer reads the clip once)
+            ids = torch.stack([batch[name].long().clamp(min=0) for name in ("caption_idx", "aa_idx", "or_idx")], 1)
+            scores = clip_scores(scorer, batch, video, texts[ids])
+            own = scores[:, 0]
+            reversed_video = scorer.encode_video(batch, reverse=True)
+            reversed_own = clip_scores(scorer, batch, reversed_video, texts[ids[:, :1]], reverse=True)[:, 0]
             reversal = pair_credit(own, reversed_own)
             credits["vr"].append(reversal[keep & (batch["aa_idx"] >= 0) if vr_set == "aa" else keep])
-            for task in ("aa", "or"):
+            for column, task in enumerate(("aa", "or"), start=1):
                 negative_idx = batch[f"{task}_idx"].long()
                 has = (negative_idx >= 0) & keep
                 same = has & batch[f"{task}_same"].bool()
                 left_out[task] += int(same.sum())
                 has &= ~same
-                negative = pair_scores(video[has], texts[negative_idx[has]])
+                negative = scores[has, column]
                 credits[task].append(pair_credit(own[has], negative))
                 if records:
                     full = torch.full_like(own, float("nan"))

@@ -121,6 +121,9 @@ class Backbone(nn.Module, abc.ABC):
     # A temporal backbone sets True once encode_reversed found its reversed tokens to be the tokens flipped; the
     # cache then stores no reversed tokens.
     tokens_symmetric: bool | None = False
+    # Per-clip shape of what the backbone's own video-text score reads besides `pooled` (X-CLIP's prompt generator:
+    # a visual context [P, d]); None for a cosine score. The cache stores it as the float32 field `score_context`.
+    score_context_shape: tuple[int, ...] | None = None
 
     def freeze(self) -> Backbone:
         """Put the model in eval mode with every parameter frozen; returns self."""
@@ -171,6 +174,18 @@ class Backbone(nn.Module, abc.ABC):
         Default: encode the flipped pixels. A temporal adapter whose per-frame tower is time-symmetric overrides it
         to reuse `feats`."""
         return self.encode_video(pixels.flip(1))
+
+    def encode_score_context(self, feats: VideoFeatures) -> torch.Tensor:
+        """The score context [B, *score_context_shape] of encoded clips; called only when the shape is set. When the
+        reversed clip's tokens are the tokens flipped (`tokens_symmetric`), it must not depend on the frames' order:
+        extraction then stores no reversed one."""
+        raise NotImplementedError(f"{type(self).__name__} sets score_context_shape without encode_score_context")
+
+    def scorer_state(self) -> dict | None:
+        """What `paxion.scoring` needs besides the cache's arrays to score as the backbone does, saved beside the
+        manifest (a dict of tensors and plain values for `torch.load(weights_only=True)`, with a "kind"); default
+        None: a cosine score."""
+        return None
 
     @abc.abstractmethod
     def encode_text(self, texts: list[str]) -> torch.Tensor:

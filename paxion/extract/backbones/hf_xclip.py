@@ -15,7 +15,8 @@ from paxion.extract.backbones.hf_common import HFBackbone
 class HFXClipBackbone(HFBackbone):
     """X-CLIP: tokens from the cross-frame vision encoder, frames = projected CLS, pooled = its video embedding.
 
-    Text features are the plain projected text embeddings, without X-CLIP's video-conditioned prompts.
+    Text features are the plain projected text embeddings; X-CLIP conditions them on each clip with its prompt
+    generator, which reads the clip's `score_context` (`encode_score_context`) and the weights of `scorer_state`.
     """
 
     # Cross-frame attention has no temporal position, so a reversed clip's tokens are the tokens flipped; checked on
@@ -62,3 +63,23 @@ class HFXClipBackbone(HFBackbone):
             return self.encode_video(pixels.flip(1))
         frames = feats.frames.flip(1)
         return VideoFeatures(feats.tokens.flip(1), frames, self.model.mit(frames).pooler_output)
+
+    @property
+    def score_context_shape(self) -> tuple[int, int]:
+        """(P, d): one context vector per patch position."""
+        return self.tokens_per_frame - self.class_tokens, self.embed_dim
+
+    def encode_score_context(self, feats: VideoFeatures) -> torch.Tensor:
+        """X-CLIP's `img_features` [B, P, d]: every patch token layer-normed and projected, averaged over frames
+        (`XCLIPModel.forward`), so the same for the reversed clip when its tokens are the tokens flipped."""
+        patches = feats.tokens[:, :, self.class_tokens:]
+        return (self.model.prompts_visual_layernorm(patches) @ self.model.prompts_visual_projection).mean(1)
+
+    def scorer_state(self) -> dict:
+        """The prompt generator's settings and float32 weights (`paxion.models.prompt.PromptGenerator`)."""
+        config = self.model.config
+        settings = {"dim": config.projection_dim, "layers": config.prompt_layers,
+                    "heads": config.prompt_num_attention_heads, "text_eps": config.text_config.layer_norm_eps,
+                    "vision_eps": config.vision_config.layer_norm_eps, "act": config.prompt_hidden_act}
+        weights = {k: v.detach().float().cpu().clone() for k, v in self.model.prompts_generator.state_dict().items()}
+        return {"kind": "xclip-prompt", "config": settings, "weights": weights}
