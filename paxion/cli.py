@@ -759,11 +759,10 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     the number of clips and the 95% Wilson interval. Writes nothing unless --json is given.
     """
     from paxion.cache.reader import Cache
-    from paxion.cache.texts import add_texts
     from paxion.device import resolve_device
     from paxion.report.tables import retrieval_table
     from paxion.retrieval.subsets import read_classes
-    from paxion.retrieval.tasks import run_task, zeroshot_texts
+    from paxion.retrieval.tasks import run_task, zeroshot_cache
     from paxion.scoring import load_scorer
 
     cache = Cache(cache_dir, verify=verify)
@@ -773,10 +772,9 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     classes = read_classes(classes_source) if classes_source is not None else None
     clips = _listed_clips(cache, split, ids_file)
     if task == "zeroshot":
-        added = add_texts(cache_dir, zeroshot_texts(cache, split, classes, prompt), device=torch_device)
+        cache, added = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=torch_device)
         if added:
             console.print(f"encoded {len(added)} new class texts into {cache_dir}", highlight=False)
-            cache = Cache(cache_dir, verify=verify)
     with _bar() as bar:
         stages: dict[str, int] = {}
 

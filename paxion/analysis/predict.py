@@ -21,6 +21,7 @@ from paxion.retrieval.tasks import (
     _read_fields,
     prompted,
     zeroshot_answers,
+    zeroshot_cache,
     zeroshot_candidates,
 )
 from paxion.trainer.evaluate import actionbench
@@ -78,6 +79,7 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         labels = [[cache.texts[int(t)] for t in row] for row in text_ids]
         names = None
     else:
+        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
         names = zeroshot_candidates(cache, split, classes)
         text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
         answers = zeroshot_answers(cache, split, names)
