@@ -10,7 +10,7 @@ import numpy as np
 from paxion.analysis.items import actionbench_records, prediction_records, ranking_records
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
-from paxion.retrieval.metrics import ensemble_probabilities, first_hit_ranks
+from paxion.retrieval.metrics import ensemble_probabilities, first_hits
 from paxion.retrieval.tasks import (
     RETRIEVAL_TASKS,
     TASKS,
@@ -67,10 +67,10 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         videos, texts = _encode(cache, scorer, split, text_ids, stage_name="encoding clips", **options)
         index = ExactIndex(texts)
         top_scores, top = index.search(videos[kept], depth)
-        ranks = first_hit_ranks(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
+        ranks, ties = first_hits(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
         names = [cache.texts[int(t)] for t in text_ids]
         return ranking_records([ids[i] for i in kept], task, [[names[j] for j in row] for row in top], top_scores,
-                               [cache.texts[int(k)] for k in keys[kept]], ranks,
+                               [cache.texts[int(k)] for k in keys[kept]], ranks, ties,
                                classes=[cache.texts[int(k)] for k in keys[kept]])
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])

@@ -11,7 +11,7 @@ from paxion.errors import CacheError, PaxionError
 from paxion.retrieval.index import RESCORE_ELEMENTS, ExactIndex, exact_scores
 from paxion.retrieval.metrics import (
     choice_accuracy,
-    dense_first_hit_ranks,
+    dense_first_hits,
     ensemble_probabilities,
     rank_summary,
     retrieval_metrics,
@@ -148,8 +148,9 @@ def ensemble_retrieval(
     scores = [(_choice_scores(videos, texts), scale) for videos, texts, scale in encoded]
     v2t = sum(softmax(s, scale) for s, scale in scores)
     t2v = sum(softmax(s.T, scale) for s, scale in scores)
-    return {"v2t": rank_summary(dense_first_hit_ranks(v2t, video_keys, text_keys), ks),
-            "t2v": rank_summary(dense_first_hit_ranks(t2v, text_keys, video_keys), ks)}
+    # ties are equal probabilities: an absolute tolerance would join the many near-zero ones
+    return {"v2t": rank_summary(*dense_first_hits(v2t, video_keys, text_keys, tolerance=0.0), ks),
+            "t2v": rank_summary(*dense_first_hits(t2v, text_keys, video_keys, tolerance=0.0), ks)}
 
 
 def zeroshot_candidates(cache, split: str, classes: list[str] | None) -> list[str]:
