@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+import test_cache_texts
 import torch
 from click.testing import CliRunner
-from test_cache_texts import made_by_fake  # noqa: F401 (a fixture)
 from tiny_cache import make_cache, replace_shard
 
 from paxion import cli as cli_module
@@ -23,6 +23,7 @@ from paxion.retrieval.tasks import run_task
 from paxion.scoring import BackboneScorer
 
 TEMPLATES = [f"template {a}" for a in range(4)]
+made_by_fake = test_cache_texts.made_by_fake  # a fixture: a cache whose manifest names FakeBackbone
 
 
 def _unit(x):

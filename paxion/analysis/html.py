@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from paxion.analysis import figures
-from paxion.analysis.items import per_class, read_jsonl, read_predictions, tasks_of
+from paxion.analysis.items import per_class, read_json_object, read_jsonl, read_predictions, tasks_of
 from paxion.analysis.paired import compare_models
 from paxion.analysis.runs import collect
 from paxion.atomic import write_text
@@ -121,7 +121,7 @@ class _Folder:
 
     def __init__(self, root: Path, report: dict | None, predictions: dict[str, list[dict]] | None = None) -> None:
         self.root = root
-        self.report = self._read(root / "report.json") if report is None else report
+        self.report = read_json_object(root / "report.json", "study report") if report is None else report
         self.predictions = predictions if predictions is not None else {
             model: read_predictions(root / rel) for model, rel in self.report.get("predictions", {}).items()}
         clips = self.report.get("clips", {})
@@ -129,18 +129,6 @@ class _Folder:
         self.bench_path = root / clips.get("bench", "bench/validation.jsonl")
         self.videos = root / clips.get("videos", "world/videos")
         self._bench: dict[str, dict] | None = None
-
-    @staticmethod
-    def _read(path: Path) -> dict:
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PaxionError(f"{path}: cannot read the study report ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(report, dict):
-            raise PaxionError(f"{path}: expected a JSON object")
-        return report
 
     def frames(self, clip: str) -> tuple[np.ndarray | None, str]:
         """The clip's strip frames, or None and why not."""

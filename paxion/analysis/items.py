@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from paxion.atomic import write_text
-from paxion.retrieval.metrics import rank_summary, recall_credit
 from paxion.errors import PaxionError
+from paxion.retrieval.metrics import rank_summary, recall_credit
 from paxion.stats import TIE_TOLERANCE
 from paxion.trainer.evaluate import summarise
 
@@ -253,6 +253,20 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise PaxionError(f"{path}:{number}: expected a JSON object")
         out.append(obj)
     return out
+
+
+def read_json_object(path: str | Path, what: str) -> dict:
+    """The JSON object in a file; PaxionError naming the file and `what` it should hold when it cannot be read,
+    is not JSON or is not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PaxionError(f"{path}: cannot read the {what} ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(value, dict):
+        raise PaxionError(f"{path}: expected a JSON object ({what})")
+    return value
 
 
 def read_predictions(path: str | Path) -> list[dict]:

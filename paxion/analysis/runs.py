@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from paxion.analysis.items import read_jsonl, read_predictions, summarise_records
+from paxion.analysis.items import read_json_object, read_jsonl, read_predictions, summarise_records
 from paxion.errors import PaxionError
 from paxion.trainer.evaluate import TASKS
 
@@ -36,18 +36,6 @@ NOT_SETTINGS = frozenset({"cache", "device", "world_size", "init", "memory_budge
 def is_run(path: Path) -> bool:
     """Whether `path` is a folder `paxion train` wrote (config.json and metrics.jsonl)."""
     return path.is_dir() and all((path / name).is_file() for name in RUN_FILES)
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PaxionError(f"{path}: cannot read the {what} ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(value, dict):
-        raise PaxionError(f"{path}: expected a JSON object ({what})")
-    return value
 
 
 def _inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -80,7 +68,7 @@ def _metrics(run: Path) -> list[dict]:
 
 def _eval_file(path: Path) -> dict[str, dict]:
     """{model: ActionBench result} of a `paxion eval --json` file (one model's result is named by the file)."""
-    data = _read_json(path, "eval result")
+    data = read_json_object(path, "eval result")
     models = data.get("models", {path.stem: data})
     for name, result in models.items():
         if not isinstance(result, dict) or not all(isinstance(result.get(t), dict) for t in TASKS):
@@ -158,7 +146,7 @@ def collect(
     curves, losses, timings, parameters, configs = {}, {}, {}, {}, {}
     for name, run in zip(names, runs):
         metrics = _metrics(run)
-        configs[name] = _read_json(run / "config.json", "run config")
+        configs[name] = read_json_object(run / "config.json", "run config")
         epochs = [m for m in metrics if "epoch" in m and "loss" in m]
         curves[name] = [m for m in metrics if "epoch" in m and all(t in m for t in TASKS)]
         losses[name] = [{"epoch": m["epoch"], "loss": m["loss"]} for m in epochs]
