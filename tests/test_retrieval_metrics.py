@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from paxion.retrieval.index import ExactIndex
+from paxion.retrieval.index import ExactIndex, exact_scores
 from paxion.retrieval.metrics import (
     choice_accuracy,
     dense_first_hits,
     ensemble_probabilities,
     first_hits,
+    rank_summary,
     recall_credit,
     retrieval_metrics,
 )
@@ -77,12 +78,33 @@ def test_recall_splits_credit_over_a_tie_at_the_boundary_by_hand():
     # those j are both negatives: R@2 (j = 1) = 1 - 2/4 = 1/2, R@3 (j = 2) = 1 - (2/4)(1/3) = 5/6, R@4 = 1.
     keys = np.array([0, 0, 1, 0, 1, 0])
     ranks, ties = first_hits(index, query, np.array([1]), keys, depth=2)  # the group runs past the top 2: deeper
-    np.testing.assert_array_equal(ranks, [3]) and np.testing.assert_array_equal(ties, [[1, 2, 2]])
+    np.testing.assert_array_equal(ranks, [3])
+    np.testing.assert_array_equal(ties, [[1, 2, 2]])
     assert [recall_credit(ranks, ties, k)[0] for k in (1, 2, 3, 4)] == pytest.approx([0, 1 / 2, 5 / 6, 1])
     # the dense path (the backbone ensemble's) agrees
     dense_ranks, dense_ties = dense_first_hits((items.astype(np.float64) @ query[0].astype(np.float64))[None],
                                                np.array([1]), keys)
-    np.testing.assert_array_equal(dense_ranks, ranks) and np.testing.assert_array_equal(dense_ties, ties)
+    np.testing.assert_array_equal(dense_ranks, ranks)
+    np.testing.assert_array_equal(dense_ties, ties)
+
+
+def test_searched_ties_agree_with_the_dense_ones():
+    """Many tied groups (items repeated 1-6 times, several keys each): the index search, from a shallow start,
+    finds the same ranks and tie groups as the full score matrix."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(12, 6))
+    items = (base / np.linalg.norm(base, axis=1, keepdims=True))[rng.integers(0, 12, size=40)].astype(np.float32)
+    queries = np.concatenate([items[:10], rng.normal(size=(20, 6)).astype(np.float32)])
+    query_keys, item_keys = rng.integers(0, 5, size=30), rng.integers(0, 5, size=40)
+    dense = exact_scores(queries[:, None, None], items[None, :, None])
+    expected_ranks, expected_ties = dense_first_hits(dense, query_keys, item_keys)
+    assert (expected_ties[:, 1] > 0).sum() >= 5  # the case is about ties
+    ranks, ties = first_hits(ExactIndex(items), queries, query_keys, item_keys, depth=40)
+    np.testing.assert_array_equal(ranks, expected_ranks)
+    np.testing.assert_array_equal(ties, expected_ties)
+    ks = (1, 2, 3, 5)
+    assert retrieval_metrics(ExactIndex(items), queries, query_keys, item_keys, ks=ks) == pytest.approx(
+        rank_summary(expected_ranks, expected_ties, ks))
 
 
 def test_choice_accuracy_splits_credit_among_tied_top_candidates():

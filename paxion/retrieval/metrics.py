@@ -43,8 +43,8 @@ def first_hits(
             hits = item_keys[ids] == query_keys[rows, None]
             found = hits.any(axis=1)
             first = hits.argmax(axis=1)
-            best = np.where(found, scores[np.arange(len(rows)), first], _best_positive(index, queries[rows],
-                                                                                      query_keys[rows], item_keys))
+            best = scores[np.arange(len(rows)), first]
+            best[~found] = _best_positive(index, queries[rows[~found]], query_keys[rows[~found]], item_keys)
             best = best[:, None]
             near = np.abs(scores - best) <= tolerance
             # the tie group may go on below the list (a positive not found may be in it): search that query deeper
