@@ -62,10 +62,6 @@ def run_names(runs: Sequence[Path]) -> list[str]:
     return [str(r) if names.count(r.name) > 1 else r.name for r in runs]
 
 
-def _metrics(run: Path) -> list[dict]:
-    return read_jsonl(run / "metrics.jsonl")
-
-
 def _eval_file(path: Path) -> dict[str, dict]:
     """{model: ActionBench result} of a `paxion eval --json` file (one model's result is named by the file)."""
     data = read_json_object(path, "eval result")
@@ -145,7 +141,7 @@ def collect(
             results[name] = value
     curves, losses, timings, parameters, configs = {}, {}, {}, {}, {}
     for name, run in zip(names, runs):
-        metrics = _metrics(run)
+        metrics = read_jsonl(run / "metrics.jsonl")
         configs[name] = read_json_object(run / "config.json", "run config")
         epochs = [m for m in metrics if "epoch" in m and "loss" in m]
         curves[name] = [m for m in metrics if "epoch" in m and all(t in m for t in TASKS)]
@@ -158,7 +154,7 @@ def collect(
             results[name] = {t: final[-1][t] for t in TASKS}
     report: dict = {
         "plan": {"inputs": ", ".join(map(str, paths)), "models": len(results) or len(runs),
-                 "scored on": f"{cache.root} ({split})" if cache is not None else "the runs' saved results"},
+                 "scored on": f"{cache.root} ({split})" if cache is not None else "saved results (eval outputs, the runs' own eval)"},
         "settings": _settings(configs),
         "actionbench": results,
         "curves": {k: v for k, v in curves.items() if v},
