@@ -759,11 +759,10 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     the number of clips and the 95% Wilson interval. Writes nothing unless --json is given.
     """
     from paxion.cache.reader import Cache
-    from paxion.cache.texts import add_texts
     from paxion.device import resolve_device
     from paxion.report.tables import retrieval_table
     from paxion.retrieval.subsets import read_classes
-    from paxion.retrieval.tasks import run_task, zeroshot_texts
+    from paxion.retrieval.tasks import run_task, zeroshot_cache
     from paxion.scoring import load_scorer
 
     cache = Cache(cache_dir, verify=verify)
@@ -773,10 +772,9 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
     classes = read_classes(classes_source) if classes_source is not None else None
     clips = _listed_clips(cache, split, ids_file)
     if task == "zeroshot":
-        added = add_texts(cache_dir, zeroshot_texts(cache, split, classes, prompt), device=torch_device)
+        cache, added = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=torch_device)
         if added:
             console.print(f"encoded {len(added)} new class texts into {cache_dir}", highlight=False)
-            cache = Cache(cache_dir, verify=verify)
     with _bar() as bar:
         stages: dict[str, int] = {}
 
@@ -803,22 +801,39 @@ def retrieve_command(cache_dir: str, run_dir: str | None, task: str, split: str,
 
 
 @cli.command("report")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "out_html", type=click.Path(dir_okay=False), default=None,
-              help="The HTML file to write  [default: FOLDER/report.html].")
+              help="The HTML file to write  [default: FOLDER/report.html for one folder].")
 @click.option("--examples", type=click.IntRange(min=0), default=2, show_default=True,
               help="Qualitative examples per kind (learned, failed) and task.")
-def report_command(folder: str, out_html: str | None, examples: int) -> None:
-    """One self-contained HTML page (figures inlined) of a folder holding a report.json, e.g. `paxion demo`'s.
+@click.option("--cache", "cache_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Runs: score each run (and the backbone) on this cache's split, keeping per-clip records.")
+@split_option(help="Runs: the cache split scored.")
+@click.option("--no-backbone", is_flag=True, help="Runs with --cache: leave the frozen backbone out.")
+@click.option("--bench", "bench_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Runs: the split's bench JSONL (with --videos), for the clips' frames.")
+@click.option("--videos", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Runs: the folder of the bench's videos.")
+@device_option()
+@batch_size_option(default=256, help="Runs with --cache: clips scored per batch.")
+def report_command(inputs: tuple[str, ...], out_html: str | None, examples: int, cache_dir: str | None, split: str,
+                   no_backbone: bool, bench_file: str | None, videos: str | None, device: str, batch_size: int) -> None:
+    """One self-contained HTML page (figures inlined) of a demo folder or of a set of runs.
 
-    Shows the tables, ablations, per-class bars, paired tests, learning curves, saliency and qualitative examples
-    that the folder's report.json and prediction files hold; a missing part says what it needs.
+    \b
+    INPUTS: a folder holding a report.json (e.g. `paxion demo`'s), or any of: run folders of `paxion train`,
+    folders whose subfolders are runs, and the --json / --predictions files of `paxion eval`.
+    Shows the tables, per-class bars, paired McNemar tests, learning curves, saliency and qualitative examples
+    the inputs hold; sections without data are left out, each named with what it needs.
     """
-    from pathlib import Path
+    from paxion.analysis.html import write_inputs_report
+    from paxion.cache.reader import Cache
+    from paxion.device import resolve_device
 
-    from paxion.analysis.html import write_report
-
-    path = write_report(folder, out_html or Path(folder) / "report.html", examples=examples)
+    cache = Cache(cache_dir) if cache_dir is not None else None
+    path = write_inputs_report(inputs, out_html, cache=cache, examples=examples, split=split,
+                               backbone=not no_backbone, bench=bench_file, videos=videos,
+                               device=resolve_device(device), batch_size=batch_size)
     console.print(f"wrote {path}", markup=False)
 
 

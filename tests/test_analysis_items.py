@@ -23,7 +23,7 @@ from paxion.analysis.tables import paired_tables, per_class_tables
 from paxion.errors import PaxionError
 from paxion.report.tables import model_tables, study_actionbench_table, study_retrieval_table
 from paxion.retrieval.index import ExactIndex
-from paxion.retrieval.metrics import choice_accuracy, first_hit_ranks, retrieval_metrics
+from paxion.retrieval.metrics import choice_accuracy, first_hits, retrieval_metrics
 from paxion.trainer.evaluate import pair_credit, summarise
 
 
@@ -183,16 +183,27 @@ def test_ranking_records_agree_with_retrieval_metrics():
     index = ExactIndex(texts)
     expected = retrieval_metrics(index, videos, keys, np.arange(30), ks=(1, 5))
     scores, ids = index.search(videos, 5)
-    ranks = first_hit_ranks(index, videos, keys, np.arange(30), depth=30)
+    ranks, ties = first_hits(index, videos, keys, np.arange(30), depth=30)
     names = [f"text {j}" for j in range(30)]
     records = ranking_records([f"v{i}" for i in range(40)], "label", [[names[j] for j in row] for row in ids],
-                              scores, [names[k] for k in keys], ranks)
+                              scores, [names[k] for k in keys], ranks, ties)
     assert recall_summary(records, ks=(1, 5)) == expected
     assert summarise_records(records)["label"]["accuracy"] == pytest.approx(expected["r1"])
     deep = next(r for r in records if r["answer_rank"] > 5)
     assert deep["answer"] is None and deep["outcome"] == "wrong"
     hit = next(r for r in records if r["answer_rank"] <= 5)
     assert hit["candidates"][hit["answer"]]["text"] == hit["answer_text"]
+
+
+def test_ranking_records_split_a_tie_at_the_top():
+    # v0: its text ties one other text at the top (rank 2 by id): credit 1/2 at k = 1, full at k = 2.
+    # v1: alone at the top. v2: deeper than searched.
+    records = ranking_records(["v0", "v1", "v2"], "label", [["b", "a"], ["c", "a"], ["a", "b"]],
+                              np.array([[0.5, 0.5], [0.9, 0.1], [0.8, 0.7]]), ["a", "c", "z"],
+                              np.array([2, 1, np.inf]), np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]]))
+    assert [(r["outcome"], r["credit"]) for r in records] == [("tie", 0.5), ("correct", 1.0), ("wrong", 0.0)]
+    assert records[0]["answer_ties"] == [0, 1, 1] and records[2]["answer_ties"] is None
+    assert recall_summary(records, ks=(1, 2)) == {"r1": 50.0, "r2": pytest.approx(200 / 3), "medr": 2.0, "n": 3}
 
 
 def test_actionbench_records_from_per_clip_arrays():

@@ -5,8 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from paxion.retrieval.index import ExactIndex
-from paxion.retrieval.metrics import choice_accuracy, ensemble_probabilities, first_hit_ranks, retrieval_metrics
+from paxion.retrieval.index import ExactIndex, exact_scores
+from paxion.retrieval.metrics import (
+    choice_accuracy,
+    dense_first_hits,
+    ensemble_probabilities,
+    first_hits,
+    rank_summary,
+    recall_credit,
+    retrieval_metrics,
+)
 from paxion.trainer.evaluate import wilson_interval
 
 # Four items in 2-D with keys a=0, b=1, b=1, c=2.
@@ -22,18 +30,22 @@ QUERIES = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6]]
 QUERY_KEYS = np.array([1, 2, 1, 0, 1])
 
 
-def test_first_hit_ranks_by_hand():
-    ranks = first_hit_ranks(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=4)
+def test_first_hits_by_hand():
+    ranks, ties = first_hits(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=4)
     np.testing.assert_array_equal(ranks, [2, 4, 2, 3, 1])
-    shallow = first_hit_ranks(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=2)
+    # (above, tied negatives, tied positives): q1's item 3 ties item 0 at 0 below items 2 and 1
+    np.testing.assert_array_equal(ties, [[1, 0, 1], [2, 1, 1], [1, 0, 1], [2, 0, 1], [0, 0, 1]])
+    shallow, shallow_ties = first_hits(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, depth=2)
     np.testing.assert_array_equal(shallow, [2, math.inf, 2, math.inf, 1])
+    np.testing.assert_array_equal(shallow_ties[[1, 3]], 0)
 
 
 @pytest.mark.parametrize("ks", [(1, 2, 3), (1,)])
 def test_recall_and_median_rank_by_hand(ks):
-    # ranks 2 4 2 3 1: R@1 = 1/5, R@2 = 3/5, R@3 = 4/5, median 2 (also when only the top 1 is searched first)
+    # ranks 2 4 2 3 1: R@1 = 1/5, R@2 = 3/5, median 2 (also when only the top 1 is searched first); at k = 3 q1's
+    # positive shares places 3-4 with item 0: half a hit, R@3 = (4 + 1/2) / 5
     out = retrieval_metrics(ExactIndex(ITEMS), QUERIES, QUERY_KEYS, ITEM_KEYS, ks=ks)
-    expected = {"r1": 20.0, "r2": 60.0, "r3": 80.0}
+    expected = {"r1": 20.0, "r2": 60.0, "r3": 90.0}
     assert out == pytest.approx({**{f"r{k}": expected[f"r{k}"] for k in ks}, "medr": 2.0, "n": 5})
 
 
@@ -46,10 +58,53 @@ def test_multi_vector_item_counts_its_best_vector():
     # item 0 gets a second vector equal to q1; every other item's second vector is (1, 0)
     items = np.stack([ITEMS, ITEMS[[0, 0, 0, 0]]], axis=1)
     items[0, 1] = [0.0, 1.0]
-    ranks = first_hit_ranks(ExactIndex(items), QUERIES[1:2], np.array([0]), ITEM_KEYS, depth=4)
+    ranks, _ = first_hits(ExactIndex(items), QUERIES[1:2], np.array([0]), ITEM_KEYS, depth=4)
     # q1 scores: item 0 max(0, 1) = 1, item 1 max(.6, 0) = .6, item 2 max(1, 0) = 1, item 3 max(0, 0) = 0
     # ranking 0 2 1 3 (0 before 2 on the tie at 1): key 0 at rank 1 (rank 3 on the first vectors alone)
     np.testing.assert_array_equal(ranks, [1])
+
+
+def test_recall_splits_credit_over_a_tie_at_the_boundary_by_hand():
+    # One query (1, 0) against six unit items; scores 1, .6, .6, .6, .6, -1 (items 1-4 are the same vector).
+    items = np.array([[1, 0], [0.6, 0.8], [0.6, 0.8], [0.6, 0.8], [0.6, 0.8], [-1, 0]], dtype=np.float32)
+    query = np.array([[1.0, 0.0]], dtype=np.float32)
+    index = ExactIndex(items)
+    # Positive item 3 (key 1): item 0 above, tied with 3 negatives (1, 2, 4): its place is 2, 3, 4 or 5, each 1/4.
+    # R@1 = 0, R@2 = 1/4, R@3 = 2/4, R@4 = 3/4, R@5 = 1 (by the lower id it would be 0, 0, 0, 1, 1: rank 4).
+    keys = np.array([0, 0, 0, 1, 0, 0])
+    out = retrieval_metrics(index, query, np.array([1]), keys, ks=(1, 2, 3, 4, 5))
+    assert out == pytest.approx({"r1": 0.0, "r2": 25.0, "r3": 50.0, "r4": 75.0, "r5": 100.0, "medr": 4.0, "n": 1})
+    # Two positives (items 2 and 4) among the four tied: the first positive is within the top j of the group unless
+    # those j are both negatives: R@2 (j = 1) = 1 - 2/4 = 1/2, R@3 (j = 2) = 1 - (2/4)(1/3) = 5/6, R@4 = 1.
+    keys = np.array([0, 0, 1, 0, 1, 0])
+    ranks, ties = first_hits(index, query, np.array([1]), keys, depth=2)  # the group runs past the top 2: deeper
+    np.testing.assert_array_equal(ranks, [3])
+    np.testing.assert_array_equal(ties, [[1, 2, 2]])
+    assert [recall_credit(ranks, ties, k)[0] for k in (1, 2, 3, 4)] == pytest.approx([0, 1 / 2, 5 / 6, 1])
+    # the dense path (the backbone ensemble's) agrees
+    dense_ranks, dense_ties = dense_first_hits((items.astype(np.float64) @ query[0].astype(np.float64))[None],
+                                               np.array([1]), keys)
+    np.testing.assert_array_equal(dense_ranks, ranks)
+    np.testing.assert_array_equal(dense_ties, ties)
+
+
+def test_searched_ties_agree_with_the_dense_ones():
+    """Many tied groups (items repeated 1-6 times, several keys each): the index search, from a shallow start,
+    finds the same ranks and tie groups as the full score matrix."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(12, 6))
+    items = (base / np.linalg.norm(base, axis=1, keepdims=True))[rng.integers(0, 12, size=40)].astype(np.float32)
+    queries = np.concatenate([items[:10], rng.normal(size=(20, 6)).astype(np.float32)])
+    query_keys, item_keys = rng.integers(0, 5, size=30), rng.integers(0, 5, size=40)
+    dense = exact_scores(queries[:, None, None], items[None, :, None])
+    expected_ranks, expected_ties = dense_first_hits(dense, query_keys, item_keys)
+    assert (expected_ties[:, 1] > 0).sum() >= 5  # the case is about ties
+    ranks, ties = first_hits(ExactIndex(items), queries, query_keys, item_keys, depth=40)
+    np.testing.assert_array_equal(ranks, expected_ranks)
+    np.testing.assert_array_equal(ties, expected_ties)
+    ks = (1, 2, 3, 5)
+    assert retrieval_metrics(ExactIndex(items), queries, query_keys, item_keys, ks=ks) == pytest.approx(
+        rank_summary(expected_ranks, expected_ties, ks))
 
 
 def test_choice_accuracy_splits_credit_among_tied_top_candidates():

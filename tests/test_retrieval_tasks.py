@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import test_cache_texts
 import torch
 from click.testing import CliRunner
 from tiny_cache import make_cache, replace_shard
@@ -15,12 +16,14 @@ from paxion.cache.manifest import read_json, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.writer import write_texts
 from paxion.errors import CacheError, PaxionError
+from paxion.extract import backbones
 from paxion.retrieval import subsets, tasks
 from paxion.retrieval.metrics import ensemble_probabilities
 from paxion.retrieval.tasks import run_task
 from paxion.scoring import BackboneScorer
 
 TEMPLATES = [f"template {a}" for a in range(4)]
+made_by_fake = test_cache_texts.made_by_fake  # a fixture: a cache whose manifest names FakeBackbone
 
 
 def _unit(x):
@@ -234,6 +237,21 @@ def test_zeroshot_prompt_wraps_the_candidates_but_clips_match_by_name(tmp_path):
     accuracy, n = _zeroshot_reference(cache, TEMPLATES, prompts)
     assert (out["accuracy"], out["n"]) == (pytest.approx(accuracy), n) and n == 40
     assert accuracy != pytest.approx(_zeroshot_reference(cache, TEMPLATES)[0])  # the prompts were scored
+
+
+def test_run_task_encodes_missing_zeroshot_texts_itself(made_by_fake, monkeypatch):
+    """The library, not only `paxion retrieve`, encodes prompted class texts the cache lacks (once)."""
+    root, backbone = made_by_fake
+    loaded = []
+    monkeypatch.setattr(backbones, "load_backbone", lambda spec, device: loaded.append(spec) or backbone)
+    out = run_task(Cache(root), BackboneScorer(temporal=False), "zeroshot", prompt="a video of {}")
+    prompts = [f"a video of {t}" for t in TEMPLATES]
+    cache = Cache(root)
+    assert loaded == [backbone.name] and cache.texts[-4:] == prompts
+    accuracy, n = _zeroshot_reference(cache, TEMPLATES, prompts)
+    assert (out["accuracy"], out["n"]) == (pytest.approx(accuracy), n) and n == 20
+    assert tasks.zeroshot_cache(cache, prompt="a video of {}") == (cache, [])  # nothing missing: same cache
+    assert loaded == [backbone.name]
 
 
 def _softmax(x, scale):

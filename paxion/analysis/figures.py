@@ -64,19 +64,25 @@ def per_class_bars(per_model: dict[str, dict[str, dict[str, dict]]], task: str, 
     return figure_png(fig)
 
 
-def curves_figure(curves: dict[str, list[dict]], *, metrics: Sequence[str] = ("aa", "vr")) -> bytes:
-    """One panel per metric: accuracy (%) per epoch of each model (curves as in report.json["curves"])."""
+def curves_figure(curves: dict[str, list[dict]], *, metrics: Sequence[str] = ("aa", "vr"),
+                  ylabel: str = "accuracy (%)", chance: float | None = 50.0) -> bytes:
+    """One panel per metric: its value per epoch for each model (curves as in report.json["curves"]).
+
+    ylabel: the y axis (default accuracy in percent, drawn from 0 to 102). chance: a dashed line at that value
+    (default 50); None: no line and the y axis fits the data (e.g. a loss).
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), dpi=100, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for model, points in curves.items():
             ax.plot([p["epoch"] for p in points], [p[metric] for p in points], marker="o", markersize=3, label=model)
-        ax.axhline(50, color="black", linestyle="--", linewidth=1)
+        if chance is not None:
+            ax.axhline(chance, color="black", linestyle="--", linewidth=1)
+            ax.set_ylim(0, 102)
         ax.set_title(metric.upper())
         ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 102)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return figure_png(fig)
 

@@ -1,7 +1,8 @@
 """`paxion report`: one self-contained HTML page of a study folder (PNG figures as data URIs, inline CSS, no script).
 
 Reads FOLDER/report.json (the demo's: "actionbench", "retrieval", "parameters", "timings_s", "plan") and the
-optional parts below where present; a section whose input is missing stays in the page and says what it needs.
+optional parts below where present; a section whose input is missing is left out, and a list at the top of the
+page says in one line each what it needs. `write_inputs_report` also takes a set of runs (`paxion.analysis.runs`).
 
 - "mc": {model: {"accuracy", "n", "ci95"}}: multiple-choice QA (Table 3 analog).
 - "zeroshot": {model: {dataset: {"accuracy", "n", "ci95"}}}: zero-shot classification (Table 4 analog); the
@@ -13,7 +14,11 @@ optional parts below where present; a section whose input is missing stays in th
 - "curves": {model: [{"epoch": int, "aa": %, "vr": %}, ...]}: learning curves.
 - "saliency": the dict of `paxion.analysis.saliency.saliency_summary`.
 - "clips": {"bench": bench JSONL, "videos": folder} relative to FOLDER, default bench/validation.jsonl and
-  world/videos (the demo's): where the frames of the examples come from.
+  world/videos (the demo's): where the frames of the examples come from; {"missing": why} when there are none.
+- "settings": {model: {setting: value}}: how the models differ (a table in the overview).
+- "losses": {model: [{"epoch": int, "loss": float}, ...]}: training loss per epoch, drawn with the curves.
+- "omitted": {section key: why}: said instead of the section's own message when that section has no data.
+- "figure_title": the ActionBench figure's title (default: the demo's, naming the built-in world).
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from paxion.analysis import figures
-from paxion.analysis.items import per_class, read_jsonl, read_predictions, tasks_of
+from paxion.analysis.items import per_class, read_json_object, read_jsonl, read_predictions, tasks_of
 from paxion.analysis.paired import compare_models
+from paxion.analysis.runs import collect
 from paxion.atomic import write_text
 from paxion.demo.report import plot_actionbench  # the demo's own figure, so screen and page agree
 from paxion.errors import PaxionError, VideoDecodeError
@@ -58,12 +64,12 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
-td.text{text-align:left;white-space:normal}
+td.text,th.text{text-align:left;white-space:normal}
 th{background:#f3f3f3;white-space:normal}.missing{color:#777;font-style:italic}.fig{max-width:100%;height:auto}
 .strip{image-rendering:pixelated;max-width:100%;border:1px solid #ccc}
 .example{border:1px solid #ddd;border-radius:4px;padding:.5em 1em;margin:1em 0}
 .correct{color:#16794c}.wrong{color:#b3261e}.tie{color:#8a6d00}
-nav a{margin-right:1em}.wide{overflow-x:auto}
+nav a{margin-right:1em;white-space:nowrap}.wide{overflow-x:auto}
 """
 
 
@@ -75,8 +81,13 @@ def _ci(summary: dict) -> str:
     return "-" if summary.get("ci95") is None else f"{summary['ci95'][0]:.1f}-{summary['ci95'][1]:.1f}"
 
 
+def _pct_ci(summary: dict | None) -> str:
+    return "-" if not summary or summary.get("accuracy") is None else f"{_pct(summary['accuracy'])} [{_ci(summary)}]"
+
+
 def _table(headers: list[str], rows: list[list[str]], *, text_columns: tuple[int, ...] = ()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    head = "".join(f'<th class="text">{escape(h)}</th>' if j in text_columns else f"<th>{escape(h)}</th>"
+                   for j, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(f'<td class="text">{escape(c)}</td>' if j in text_columns else f"<td>{escape(c)}</td>"
                          for j, c in enumerate(row)) + "</tr>"
@@ -93,37 +104,36 @@ def _p(text: str, css: str | None = None) -> str:
     return f'<p class="{css}">{escape(text)}</p>' if css else f"<p>{escape(text)}</p>"
 
 
+class _Missing(str):
+    """The HTML of a section or part with no data; a section whose whole body is one is left out of the page."""
+
+    why: str
+
+
 def _missing(text: str) -> str:
-    return _p(text, "missing")
+    html = _Missing(_p(text, "missing"))
+    html.why = text
+    return html
 
 
 class _Folder:
     """The study folder's report.json, prediction records and clip frames, each loaded once."""
 
-    def __init__(self, root: Path, report: dict | None) -> None:
+    def __init__(self, root: Path, report: dict | None, predictions: dict[str, list[dict]] | None = None) -> None:
         self.root = root
-        self.report = self._read(root / "report.json") if report is None else report
-        self.predictions = {model: read_predictions(root / rel)
-                            for model, rel in self.report.get("predictions", {}).items()}
+        self.report = read_json_object(root / "report.json", "study report") if report is None else report
+        self.predictions = predictions if predictions is not None else {
+            model: read_predictions(root / rel) for model, rel in self.report.get("predictions", {}).items()}
         clips = self.report.get("clips", {})
+        self.no_frames = clips.get("missing")
         self.bench_path = root / clips.get("bench", "bench/validation.jsonl")
         self.videos = root / clips.get("videos", "world/videos")
         self._bench: dict[str, dict] | None = None
 
-    @staticmethod
-    def _read(path: Path) -> dict:
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PaxionError(f"{path}: cannot read the study report ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(report, dict):
-            raise PaxionError(f"{path}: expected a JSON object")
-        return report
-
     def frames(self, clip: str) -> tuple[np.ndarray | None, str]:
         """The clip's strip frames, or None and why not."""
+        if self.no_frames:
+            return None, self.no_frames
         if self._bench is None:
             self._bench = {str(r["id"]): r for r in read_jsonl(self.bench_path)} if self.bench_path.exists() else {}
         record = self._bench.get(clip)
@@ -141,9 +151,16 @@ def _overview(f: _Folder) -> str:
     parts = [_p("What the models of this study learned: the paper's tables on this folder's data, then where the "
                 "aggregate numbers come from (per-class results, paired tests, curves, clips).")]
     if plan:
-        parts.append(_table(["setting", "value"], [[k, str(v)] for k, v in plan.items()]))
+        parts.append(_table(["setting", "value"], [[k, str(v)] for k, v in plan.items()], text_columns=(1,)))
     else:
         parts.append(_missing("report.json has no \"plan\" (the study's sizes)."))
+    settings = f.report.get("settings")
+    if settings:
+        keys = list(dict.fromkeys(k for row in settings.values() for k in row))
+        parts.append(_p("How the models differ (their training configs' values that are not the same for all):"
+                        if len(settings) > 1 else "The model's training config:"))
+        parts.append(_table(["model", *keys], [[m, *(json.dumps(row.get(k)) for k in keys)]
+                                               for m, row in settings.items()]))
     return "".join(parts)
 
 
@@ -151,7 +168,7 @@ def _actionbench(f: _Folder) -> str:
     bench = f.report.get("actionbench")
     if not bench:
         return _missing("report.json has no \"actionbench\" results.")
-    rows = [[model, *(f"{_pct(s[t]['accuracy'])} [{_ci(s[t])}] n={s[t]['n']}" for t in TASK_NAMES)]
+    rows = [[model, *(f"{_pct_ci(s[t])} n={s[t]['n']}" for t in TASK_NAMES)]
             for model, s in bench.items()]
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_actionbench(f.report, Path(tmp) / "actionbench.png").read_bytes()
@@ -255,9 +272,9 @@ def _per_class(f: _Folder) -> str:
                                   tables[last].get(c, {}).get(task, {}).get("accuracy") or 0.0, c))
         parts.append(f"<h3>{escape(TASK_NAMES.get(task, task))}</h3>")
         parts.append(_img(figures.per_class_bars(tables, task, order=order), f"per-class {task} accuracy"))
-        rows = [[c, str(tables[first][c][task]["n"]),
-                 *(_pct(tables[m].get(c, {}).get(task, {}).get("accuracy")) for m in tables)] for c in order]
-        parts.append(_table(["class", "n", *(f"{m} (%)" for m in tables)], rows))
+        rows = [[c, str(tables[first][c][task]["n"]), *(_pct_ci(tables[m].get(c, {}).get(task)) for m in tables)]
+                for c in order]
+        parts.append(_table(["class", "n", *(f"{m} (%, 95% CI)" for m in tables)], rows, text_columns=(0,)))
     return "".join(parts)
 
 
@@ -283,11 +300,21 @@ def curves_sentence(curves: dict[str, list[dict]], *, metric: str = "vr") -> str
 
 
 def _curves(f: _Folder) -> str:
-    curves = f.report.get("curves")
-    if not curves:
+    curves, losses = f.report.get("curves"), f.report.get("losses")
+    if not curves and not losses:
         return _missing("report.json has no \"curves\" ({model: [{epoch, aa, vr}]}, recorded by the demo).")
-    return (_p("ActionBench AA and VR on the validation split after each training epoch.")
-            + _img(figures.curves_figure(curves), "learning curves") + _p(curves_sentence(curves)))
+    parts = []
+    if curves:
+        parts += [_p("ActionBench AA and VR on the validation split after each training epoch."),
+                  _img(figures.curves_figure(curves), "learning curves"), _p(curves_sentence(curves))]
+    else:
+        parts.append(_missing("No model scored ActionBench after each epoch (train with eval_every_epoch)."))
+    if losses:
+        last = "; ".join(f"{m}: {points[-1]['loss']:.4f} at epoch {points[-1]['epoch']}" for m, points in losses.items())
+        parts += [_p("Training loss per epoch (mean over the epoch's steps)."),
+                  _img(figures.curves_figure(losses, metrics=("loss",), ylabel="training loss", chance=None),
+                       "training loss per epoch"), _p(f"Last epoch's loss: {last}.")]
+    return "".join(parts)
 
 
 def _strip(f: _Folder, clip: str) -> str:
@@ -384,15 +411,17 @@ def _cost(f: _Folder) -> str:
     return _p("Trainable parameters of each model (the backbone's are frozen) and seconds per stage.") + "".join(parts)
 
 
-def render_report(folder: str | Path, *, report: dict | None = None, examples: int = 2, title: str | None = None) -> str:
+def render_report(folder: str | Path, *, report: dict | None = None, predictions: dict[str, list[dict]] | None = None,
+                  examples: int = 2, title: str | None = None) -> str:
     """The HTML page of a study folder (see the module docstring for what it reads).
 
     report: the report dict to use instead of folder/report.json (e.g. assembled from a set of runs; its relative
-    paths stay relative to `folder`). examples: clips shown per kind (learned, failed) and task (default 2).
-    title: default "paxion report: FOLDER NAME". Raises PaxionError when report.json or a listed prediction file
-    is missing or malformed.
+    paths stay relative to `folder`). predictions: {model: prediction records} to use instead of the files listed
+    in report["predictions"] (default None: read those). examples: clips shown per kind (learned, failed) and task
+    (default 2). title: default "paxion report: FOLDER NAME". Raises PaxionError when report.json or a listed
+    prediction file is missing or malformed.
     """
-    f = _Folder(Path(folder), report)
+    f = _Folder(Path(folder), report, predictions)
     builders: dict[str, Callable[[], str]] = {
         "overview": lambda: _overview(f), "actionbench": lambda: _actionbench(f), "retrieval": lambda: _retrieval(f),
         "mc": lambda: _mc(f), "zeroshot": lambda: _zeroshot(f), "ablations": lambda: _ablations(f),
@@ -400,14 +429,50 @@ def render_report(folder: str | Path, *, report: dict | None = None, examples: i
         "saliency": lambda: _saliency(f), "examples": lambda: _examples(f, examples), "cost": lambda: _cost(f),
     }
     title = title or f"paxion report: {Path(folder).resolve().name}"
-    nav = "".join(f'<a href="#{key}">{escape(name)}</a>' for key, name in SECTIONS)
-    body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{builders[key]()}</section>' for key, name in SECTIONS)
+    bodies = {key: builders[key]() for key, _ in SECTIONS}
+    shown = [(key, name) for key, name in SECTIONS if not isinstance(bodies[key], _Missing)]
+    whys = f.report.get("omitted", {})
+    left_out = "".join(f"<li>{escape(name)}: {escape(whys.get(key) or bodies[key].why)}</li>"
+                       for key, name in SECTIONS if isinstance(bodies[key], _Missing))
+    if left_out:
+        bodies["overview"] += f'<div class="missing"><p>Not shown, for lack of data:</p><ul>{left_out}</ul></div>'
+    nav = "".join(f'<a href="#{key}">{escape(name)}</a> ' for key, name in shown)
+    body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{bodies[key]}</section>' for key, name in shown)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1><nav>{nav}</nav>{body}</body></html>\n")
 
 
-def write_report(folder: str | Path, out_html: str | Path, *, report: dict | None = None, examples: int = 2) -> Path:
-    """Write `render_report(folder, report=report, examples=examples)` to `out_html` atomically; return its path."""
+def write_report(folder: str | Path, out_html: str | Path, *, report: dict | None = None,
+                 predictions: dict[str, list[dict]] | None = None, examples: int = 2, title: str | None = None) -> Path:
+    """Write `render_report(folder, ...)` with these arguments to `out_html` atomically; return its path."""
     out_html = Path(out_html)
-    write_text(out_html, render_report(folder, report=report, examples=examples))
+    write_text(out_html, render_report(folder, report=report, predictions=predictions, examples=examples, title=title))
     return out_html
+
+
+def write_inputs_report(inputs: Sequence[str | Path], out_html: str | Path | None = None, *, cache=None,
+                        examples: int = 2, **collect_options) -> Path:
+    """`paxion report`: the page of a demo folder (one input holding report.json), or of a set of runs and
+    `paxion eval` outputs gathered by `paxion.analysis.runs.collect(inputs, cache=cache, **collect_options)`.
+
+    out_html: default INPUT/report.html for one folder. cache: a `paxion.cache.reader.Cache` to score the runs on
+    (not for a demo folder). Raises PaxionError for no input, several inputs without out_html, a demo folder with a
+    cache, and whatever `collect` and `render_report` raise.
+    """
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise PaxionError("nothing to report on: give a demo folder, run folders or `paxion eval` outputs")
+    if out_html is None:
+        if len(paths) > 1 or not paths[0].is_dir():
+            raise PaxionError(f"{len(paths)} inputs: name the HTML file to write (--out)")
+        out_html = paths[0] / "report.html"
+    if len(paths) == 1 and (paths[0] / "report.json").is_file():
+        if cache is not None or collect_options.get("bench") or collect_options.get("videos"):
+            raise PaxionError(f"{paths[0]}: a demo folder is reported from its report.json; --cache, --bench and "
+                              "--videos are for runs")
+        return write_report(paths[0], out_html, examples=examples)
+    report, records = collect(paths, cache=cache, **collect_options)
+    names = list(report.get("actionbench") or report.get("settings") or {})
+    title = "paxion report: " + (", ".join(names) if len(names) <= 4 else f"{len(names)} models")
+    return write_report(Path.cwd(), out_html, report=report, predictions=records, examples=examples, title=title)

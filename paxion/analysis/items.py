@@ -17,8 +17,10 @@ is higher, else "wrong". `credit` under the rule "share" (ActionBench's, `paxion
 
 Retrieval (one query clip against every text, `ranking_records`) keeps only the top candidates, so a record has
 "answer": the positive's index among them or None, "answer_text", "answer_rank": its rank among all texts (None
-when deeper than searched); outcome "correct" at rank 1, else "wrong"; credit 1 or 0. `recall_summary` turns
-such records back into recall at k and the median rank.
+when deeper than searched), "answer_ties": [above, negatives, positives] around the positive's score
+(`paxion.retrieval.metrics.first_hits`; None when deeper than searched); credit: the share of the random orders of
+the tied texts that put it first (`recall_credit` at k = 1), outcome "correct" (credit 1), "tie" (between 0 and 1)
+or "wrong". `recall_summary` turns such records back into recall at k and the median rank.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from paxion.atomic import write_text
 from paxion.errors import PaxionError
+from paxion.retrieval.metrics import rank_summary, recall_credit
 from paxion.stats import TIE_TOLERANCE
 from paxion.trainer.evaluate import summarise
 
@@ -175,6 +178,7 @@ def ranking_records(
     top_scores: np.ndarray,
     answer_texts: Sequence[str],
     answer_ranks: np.ndarray,
+    answer_ties: np.ndarray,
     *,
     classes: Sequence[str | None] | None = None,
 ) -> list[dict]:
@@ -182,14 +186,16 @@ def ranking_records(
 
     top_texts / top_scores: per query its top k texts and their scores [n, k], best first (as
     `ExactIndex.search` returns them). answer_texts: per query its positive text. answer_ranks: [n] 1-based rank
-    of the positive among all texts, inf where deeper than searched (`paxion.retrieval.metrics.first_hit_ranks`).
-    Raises ValueError when the lengths disagree.
+    of the positive among all texts, inf where deeper than searched, and answer_ties [n, 3] its tie group, both from
+    `paxion.retrieval.metrics.first_hits`. Raises ValueError when the lengths disagree.
     """
     top_scores = np.asarray(top_scores)
     answer_ranks = np.asarray(answer_ranks, dtype=np.float64)
+    answer_ties = np.asarray(answer_ties, dtype=np.int64)
     n = len(clip_ids)
-    if not (len(top_texts) == len(top_scores) == len(answer_texts) == len(answer_ranks) == n):
-        raise ValueError(f"{n} clip ids need n top lists, n answers and n ranks")
+    if not (len(top_texts) == len(top_scores) == len(answer_texts) == len(answer_ranks) == len(answer_ties) == n):
+        raise ValueError(f"{n} clip ids need n top lists, n answers, n ranks and n tie groups")
+    credits = recall_credit(answer_ranks, answer_ties, 1)
     records = []
     for i in range(n):
         rank = None if not np.isfinite(answer_ranks[i]) else int(answer_ranks[i])
@@ -202,8 +208,9 @@ def ranking_records(
             "answer": rank - 1 if rank is not None and rank <= len(top_texts[i]) else None,
             "answer_text": answer_texts[i],
             "answer_rank": rank,
-            "outcome": "correct" if rank == 1 else "wrong",
-            "credit": float(rank == 1),
+            "answer_ties": None if rank is None else [int(t) for t in answer_ties[i]],
+            "outcome": "correct" if credits[i] == 1 else "tie" if credits[i] > 0 else "wrong",
+            "credit": float(credits[i]),
         })
     return records
 
@@ -214,10 +221,8 @@ def recall_summary(records: Sequence[dict], *, ks: tuple[int, ...] = (1, 5, 10))
     if not records:
         raise ValueError("no records to summarise")
     ranks = np.array([np.inf if r["answer_rank"] is None else r["answer_rank"] for r in records], dtype=np.float64)
-    out = {f"r{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
-    out["medr"] = float(np.median(ranks))
-    out["n"] = len(records)
-    return out
+    ties = np.array([r["answer_ties"] or [0, 0, 0] for r in records], dtype=np.int64).reshape(-1, 3)
+    return rank_summary(ranks, ties, ks)
 
 
 def write_predictions(path: str | Path, records: Iterable[dict]) -> Path:
@@ -248,6 +253,20 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise PaxionError(f"{path}:{number}: expected a JSON object")
         out.append(obj)
     return out
+
+
+def read_json_object(path: str | Path, what: str) -> dict:
+    """The JSON object in a file; PaxionError naming the file and `what` it should hold when it cannot be read,
+    is not JSON or is not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PaxionError(f"{path}: cannot read the {what} ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise PaxionError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(value, dict):
+        raise PaxionError(f"{path}: expected a JSON object ({what})")
+    return value
 
 
 def read_predictions(path: str | Path) -> list[dict]:

@@ -10,7 +10,7 @@ import numpy as np
 from paxion.analysis.items import actionbench_records, prediction_records, ranking_records
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
-from paxion.retrieval.metrics import dense_first_hit_ranks, ensemble_probabilities, first_hit_ranks
+from paxion.retrieval.metrics import dense_first_hits, ensemble_probabilities, first_hits
 from paxion.retrieval.tasks import (
     RETRIEVAL_TASKS,
     TASKS,
@@ -21,6 +21,7 @@ from paxion.retrieval.tasks import (
     prompted,
     score_matrix,
     zeroshot_answers,
+    zeroshot_cache,
     zeroshot_candidates,
 )
 from paxion.scoring import conditioned
@@ -68,15 +69,15 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
             scores = score_matrix(cache, scorer, split, text_ids, rows=keys >= 0, **options)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
             top_scores = np.take_along_axis(scores, top, axis=1)
-            ranks = dense_first_hit_ranks(scores, keys[kept], text_ids)
+            ranks, ties = dense_first_hits(scores, keys[kept], text_ids)
         else:
             videos, texts = _encode(cache, scorer, split, text_ids, **options)
             index = ExactIndex(texts)
             top_scores, top = index.search(videos[kept], depth)
-            ranks = first_hit_ranks(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
+            ranks, ties = first_hits(index, videos[kept], keys[kept], text_ids, depth=len(text_ids))
         names = [cache.texts[int(t)] for t in text_ids]
         return ranking_records([ids[i] for i in kept], task, [[names[j] for j in row] for row in top], top_scores,
-                               [cache.texts[int(k)] for k in keys[kept]], ranks,
+                               [cache.texts[int(k)] for k in keys[kept]], ranks, ties,
                                classes=[cache.texts[int(k)] for k in keys[kept]])
     if task == "mc":
         fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
@@ -85,6 +86,7 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         labels = [[cache.texts[int(t)] for t in row] for row in text_ids]
         names = None
     else:
+        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
         names = zeroshot_candidates(cache, split, classes)
         text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
         answers = zeroshot_answers(cache, split, names)

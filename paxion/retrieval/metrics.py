@@ -6,32 +6,86 @@ from collections.abc import Callable
 
 import numpy as np
 
-from paxion.retrieval.index import BLOCK_SCORES, ExactIndex
+from paxion.retrieval.index import BLOCK_SCORES, ExactIndex, exact_scores
 from paxion.stats import TIE_TOLERANCE, wilson_interval
 
 
-def first_hit_ranks(
+def first_hits(
     index: ExactIndex,
     queries: np.ndarray,
     query_keys: np.ndarray,
     item_keys: np.ndarray,
     *,
     depth: int,
+    tolerance: float = TIE_TOLERANCE,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """1-based rank of each query's first positive (an item whose key equals the query's key) in the top `depth`.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks [n], ties [n, 3]) of each query's first positive (an item whose key equals the query's) in the top `depth`.
 
-    Ranks follow ExactIndex's order (equal scores by ascending item id); inf where no positive is in the top depth.
-    Queries go in chunks small enough that their top-depth lists stay within BLOCK_SCORES entries.
+    ranks: 1-based, in ExactIndex's order (equal scores by ascending item id); inf where no positive is in the top
+    depth. ties: int (above, negatives, positives) around the first positive's score s: the items scoring above
+    s + tolerance, and the negatives and positives (itself included) within `tolerance` of s (default the
+    project's TIE_TOLERANCE); (0, 0, 0) where the rank is inf. `recall_credit` turns them into recall at k under a
+    random order of the tied items. A query whose tie group reaches the end of its top-depth list (its positive
+    found or not) is searched deeper until the group ends, so recall at k <= depth is exact.
+    Queries go in chunks small enough that their top-depth lists stay within BLOCK_SCORES entries; progress(j)
+    after each j queries of the first search.
     """
-    ranks = np.empty(len(queries), dtype=np.float64)
-    chunk = max(1, BLOCK_SCORES // depth)
-    for start in range(0, len(queries), chunk):
-        rows = slice(start, start + chunk)
-        _, ids = index.search(queries[rows], depth, progress=progress)
-        hits = np.asarray(item_keys)[ids] == np.asarray(query_keys)[rows, None]
-        ranks[rows] = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1.0, np.inf)
-    return ranks
+    item_keys, query_keys = np.asarray(item_keys), np.asarray(query_keys)
+    ranks = np.full(len(queries), np.inf)
+    ties = np.zeros((len(queries), 3), dtype=np.int64)
+    pending, depth = np.arange(len(queries)), min(depth, index.n)
+    while len(pending):
+        chunk, open_groups = max(1, BLOCK_SCORES // depth), []
+        for start in range(0, len(pending), chunk):
+            rows = pending[start : start + chunk]
+            scores, ids = index.search(queries[rows], depth, progress=progress)
+            hits = item_keys[ids] == query_keys[rows, None]
+            found = hits.any(axis=1)
+            first = hits.argmax(axis=1)
+            best = scores[np.arange(len(rows)), first]
+            best[~found] = _best_positive(index, queries[rows[~found]], query_keys[rows[~found]], item_keys)
+            best = best[:, None]
+            near = np.abs(scores - best) <= tolerance
+            # the tie group may go on below the list (a positive not found may be in it): search that query deeper
+            reaches_end = near[:, -1] & (depth < index.n)
+            done = found & ~reaches_end
+            ranks[rows[found]] = first[found] + 1.0
+            ties[rows[done]] = np.stack([(scores > best + tolerance).sum(axis=1), (near & ~hits).sum(axis=1),
+                                         (near & hits).sum(axis=1)], axis=1)[done]
+            open_groups.append(rows[reaches_end])
+        pending, depth, progress = np.concatenate(open_groups), min(index.n, depth * 4), None
+    return ranks, ties
+
+
+def _best_positive(index: ExactIndex, queries: np.ndarray, query_keys: np.ndarray, item_keys: np.ndarray) -> np.ndarray:
+    """Per query [m], the exact score of its best positive item (-inf where it has none)."""
+    best = np.full(len(queries), -np.inf)
+    queries = np.asarray(queries, dtype=np.float32)
+    queries = queries[:, None] if queries.ndim == 2 else queries
+    for key in np.unique(query_keys):
+        rows, positives = np.flatnonzero(query_keys == key), np.flatnonzero(item_keys == key)
+        if len(positives):
+            best[rows] = exact_scores(queries[rows][:, None], index.items[positives][None]).max(axis=1)
+    return best
+
+
+def recall_credit(ranks: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """Per query [n], the chance that a positive is in the top k when the items tied with its first positive come
+    in a uniformly random order (ties from `first_hits`): 1 or 0 without ties; with `above` items ahead and m
+    negatives and p positives tied, 1 - C(m, j) / C(m + p, j) for j = k - above places left (the chance that the
+    j tied items placed first are not all negatives); one positive: j / (m + 1), the share of its places within k.
+    """
+    above, negatives, positives = np.asarray(ties, dtype=np.int64).T
+    left = k - above
+    found = np.isfinite(np.asarray(ranks, dtype=np.float64))
+    credit = (found & (left > negatives)).astype(np.float64)
+    for i in np.flatnonzero(found & (left >= 1) & (left <= negatives)):
+        all_negative = 1.0
+        for t in range(int(left[i])):
+            all_negative *= (negatives[i] - t) / (negatives[i] + positives[i] - t)
+        credit[i] = 1.0 - all_negative
+    return credit
 
 
 def retrieval_metrics(
@@ -45,6 +99,7 @@ def retrieval_metrics(
 ) -> dict[str, float]:
     """{"r1": .., "r5": .., "medr": .., "n": ..}: recall in percent at each k, median rank, number of queries.
 
+    Recall splits credit over tied scores (`recall_credit`); the median rank takes ExactIndex's order.
     The search first goes max(ks) deep; queries whose first positive lies deeper are searched again, four times
     deeper each round, until the median rank is known (all items at worst), never as one dense score matrix.
     progress(j) after each j queries of the first round.
@@ -52,28 +107,35 @@ def retrieval_metrics(
     if len(queries) == 0:
         raise ValueError("no queries to evaluate")
     depth = min(max(ks), index.n)
-    ranks = first_hit_ranks(index, queries, query_keys, item_keys, depth=depth, progress=progress)
+    ranks, ties = first_hits(index, queries, query_keys, item_keys, depth=depth, progress=progress)
     while not np.isfinite(np.median(ranks)) and depth < index.n:
         depth = min(index.n, depth * 4)
         deeper = np.flatnonzero(~np.isfinite(ranks))
-        ranks[deeper] = first_hit_ranks(index, queries[deeper], query_keys[deeper], item_keys, depth=depth)
-    return rank_summary(ranks, ks)
+        ranks[deeper], ties[deeper] = first_hits(index, queries[deeper], np.asarray(query_keys)[deeper], item_keys,
+                                                 depth=depth)
+    return rank_summary(ranks, ties, ks)
 
 
-def dense_first_hit_ranks(scores: np.ndarray, query_keys: np.ndarray, item_keys: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's first positive in a full score matrix [queries, items], in ExactIndex's order
-    (descending score, equal scores by ascending item id); inf where a query has no positive."""
+def dense_first_hits(scores: np.ndarray, query_keys: np.ndarray, item_keys: np.ndarray, *,
+                     tolerance: float = TIE_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """`first_hits` of a full score matrix [queries, items]: ranks in ExactIndex's order (descending score, equal
+    scores by ascending item id; inf where a query has no positive) and ties (above, negatives, positives)."""
     positive = np.asarray(item_keys)[None, :] == np.asarray(query_keys)[:, None]
     best = np.where(positive, scores, -np.inf).max(axis=1, keepdims=True)
     first = np.argmax(positive & (scores == best), axis=1)[:, None]  # the lowest id among the best positives
     ids = np.arange(scores.shape[1])[None, :]
     ranks = 1.0 + (scores > best).sum(axis=1) + ((scores == best) & (ids < first)).sum(axis=1)
-    return np.where(positive.any(axis=1), ranks, np.inf)
+    near = np.abs(scores - best) <= tolerance
+    ties = np.stack([(scores > best + tolerance).sum(axis=1), (near & ~positive).sum(axis=1),
+                     (near & positive).sum(axis=1)], axis=1)
+    found = positive.any(axis=1)
+    return np.where(found, ranks, np.inf), np.where(found[:, None], ties, 0)
 
 
-def rank_summary(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
-    """{"r<k>": recall in percent, "medr": median rank, "n": number of queries} of first-positive ranks [n]."""
-    out = {f"r{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
+def rank_summary(ranks: np.ndarray, ties: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    """{"r<k>": recall in percent (ties split, `recall_credit`), "medr": median rank, "n": number of queries} of
+    first-positive ranks [n] and ties [n, 3] (`first_hits`)."""
+    out = {f"r{k}": 100.0 * float(np.mean(recall_credit(ranks, ties, k))) for k in ks}
     out["medr"] = float(np.median(ranks))
     out["n"] = len(ranks)
     return out

@@ -11,13 +11,14 @@ from paxion.errors import CacheError, PaxionError
 from paxion.retrieval.index import RESCORE_ELEMENTS, ExactIndex, exact_scores
 from paxion.retrieval.metrics import (
     choice_accuracy,
-    dense_first_hit_ranks,
+    dense_first_hits,
     ensemble_probabilities,
     rank_summary,
     retrieval_metrics,
     softmax,
 )
 from paxion.scoring import clip_scores, conditioned, encode_split, iter_batches
+from paxion.stats import TIE_TOLERANCE
 
 RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
@@ -51,12 +52,12 @@ def _encode_texts(cache, scorer, text_ids: np.ndarray, *, device, batch_size: in
     return np.concatenate(out) if out else np.zeros((0, cache.text_emb.shape[1]), np.float32)
 
 
-def _class_text_ids(cache, classes: list[str], what: str, *, hint: str = "") -> np.ndarray:
+def _class_text_ids(cache, classes: list[str], what: str) -> np.ndarray:
     """Indices in the cache's text table of class captions; PaxionError naming the first missing one."""
     lookup = {text: i for i, text in enumerate(cache.texts)}
     missing = [c for c in classes if c not in lookup]
     if missing:
-        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing){hint}")
+        raise PaxionError(f"{what} {missing[0]!r} is not in the cache's text table ({len(missing)} missing)")
     return np.array([lookup[c] for c in classes], dtype=np.int64)
 
 
@@ -181,13 +182,14 @@ def dense_retrieval(
     official code offers it on every retrieval task): by the sum over models of softmax probabilities, over texts
     per video (v2t) and over videos per text (t2v).
     """
-    if len(scored) == 1:
-        v2t, t2v = scored[0][0], scored[0][0].T
-    else:
+    if len(scored) == 1:  # one model: its own scores, ties within the project's tolerance
+        v2t, t2v, tolerance = scored[0][0], scored[0][0].T, TIE_TOLERANCE
+    else:  # ties are equal probabilities: an absolute tolerance would join the many near-zero ones
         v2t = sum(softmax(s, scale) for s, scale in scored)
         t2v = sum(softmax(s.T, scale) for s, scale in scored)
-    return {"v2t": rank_summary(dense_first_hit_ranks(v2t, video_keys, text_keys), ks),
-            "t2v": rank_summary(dense_first_hit_ranks(t2v, text_keys, video_keys), ks)}
+        tolerance = 0.0
+    return {"v2t": rank_summary(*dense_first_hits(v2t, video_keys, text_keys, tolerance=tolerance), ks),
+            "t2v": rank_summary(*dense_first_hits(t2v, text_keys, video_keys, tolerance=tolerance), ks)}
 
 
 def zeroshot_candidates(cache, split: str, classes: list[str] | None) -> list[str]:
@@ -213,6 +215,24 @@ def prompted(names: list[str], prompt: str | None) -> list[str]:
 def zeroshot_texts(cache, split: str, classes: list[str] | None, prompt: str | None) -> list[str]:
     """The candidate texts zero-shot scores against (`prompted(zeroshot_candidates(...), prompt)`)."""
     return prompted(zeroshot_candidates(cache, split, classes), prompt)
+
+
+def zeroshot_cache(cache, *, split: str = "validation", classes: list[str] | None = None, prompt: str | None = None,
+                   device: str | torch.device = "cpu", backbone=None) -> tuple[object, list[str]]:
+    """(cache, added): the cache with every zero-shot candidate text (`zeroshot_texts`) in its text table, and the
+    texts this call encoded into it with the cache's backbone (`paxion.cache.texts.add_texts`; backbone: the loaded
+    Backbone to use, default None = load the manifest's spec on `device`). The cache itself when none was missing,
+    else reopened from disk (same verify). Raises PaxionError (one line, saying to run `paxion cache add-texts`
+    where the backbone can be loaded) when texts are missing and the backbone cannot be loaded.
+    """
+    from paxion.cache.reader import Cache
+    from paxion.cache.texts import add_texts, missing_texts
+
+    texts = zeroshot_texts(cache, split, classes, prompt)
+    if not missing_texts(cache, texts):
+        return cache, []
+    added = add_texts(cache.root, texts, backbone=backbone, device=device)
+    return Cache(cache.root, verify=cache.verify), added
 
 
 def zeroshot_answers(cache, split: str, names: list[str]) -> np.ndarray:
@@ -249,7 +269,7 @@ def run_task(
     (templates) of the split's clips, several clips per text allowed. mc and zeroshot return {"accuracy": %, "n",
     "ci95"}, predicting the highest-scoring candidate (m tied top candidates: 1/m credit if one is right).
     ks: recall cut-offs (default 1, 5, 10). prompt: zeroshot candidates are `prompted(classes, prompt)` (default
-    None = the names); every one must be in the text table (`paxion.cache.texts.add_texts`). clips: bool mask [n]
+    None = the names); those not in the text table are encoded into it first (`zeroshot_cache`). clips: bool mask [n]
     of the split's clips to score (default None = all; `paxion.retrieval.subsets.clip_mask`). ensemble_with: a
     second scorer (the backbone) whose softmax probabilities are added to the model's, on every task (default
     None). batch_size: clips encoded together (default 256). progress(stage, advance, total) reports long stages.
@@ -281,9 +301,9 @@ def run_task(
         text_ids, answers = fields["mc_idx"].astype(np.int64), fields["mc_answer"]
         kept = np.ones(len(answers), dtype=bool)
     else:
+        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
         names = zeroshot_candidates(cache, split, classes)
-        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text",
-                                   hint="; `paxion cache add-texts CACHE FILE` encodes new ones")
+        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
         answers = zeroshot_answers(cache, split, names)
         kept = answers >= 0
     kept = kept if clips is None else kept & clips
