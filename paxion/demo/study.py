@@ -41,7 +41,7 @@ class DemoPlan:
     downstream_epochs: int
     seed: int = 0
     shift_clips: int = 200  # validation clips of the domain-shifted world (Table 4 analog)
-    mc_epochs: int = 2  # PAXION [mc] epochs, started from the KP-Perceiver [VTC+DVDM] patcher
+    mc_epochs: int = 3  # PAXION [mc] epochs, started from the KP-Perceiver [VTC+DVDM] patcher
     mc_vac: bool = False  # also train PAXION [mc+vac] (the answers' action antonyms as extra negatives)
 
 
