@@ -872,7 +872,8 @@ def demo(out: str, quick: bool, device: str) -> None:
     Stages: synth world -> bench build -> extract (toy backbone) -> ActionBench of the backbone ->
     KP-Transformer [VTC], KP-Perceiver [VTC], KP-Perceiver [VTC+DVDM] -> ActionBench of each ->
     KP-Perceiver FT, Side-Tuning, the PAXION fuser and KP[VTC]+KF -> retrieval (label, template, temporal) ->
-    a domain-shifted world -> zero-shot classification (Table 4 analog).
+    a domain-shifted world -> zero-shot classification (Table 4 analog) -> the world's NExT-QA layout ->
+    PAXION fine-tuned on its multiple-choice questions, against the backbone (Table 3 analog).
     Writes OUT/report.json (every number), OUT/report.html (the page of `paxion report`: tables, ablations,
     per-class results, McNemar tests, learning curves, saliency, examples) and OUT/report.png (the ActionBench
     figure); prediction records under OUT/predictions/.
@@ -881,13 +882,14 @@ def demo(out: str, quick: bool, device: str) -> None:
 
     from paxion.demo.report import plot_actionbench
     from paxion.demo.study import run_study
-    from paxion.report.tables import study_actionbench_table, study_retrieval_table, timings_table
+    from paxion.report.tables import study_actionbench_table, study_mc_table, study_retrieval_table, timings_table
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         report = run_study(out, quick=quick, device=device, reporter=_StageReporter(progress))
     figure = plot_actionbench(report, f"{out}/report.png")
-    for table in (study_actionbench_table(report), study_retrieval_table(report), timings_table(report)):
+    for table in (study_actionbench_table(report), study_retrieval_table(report), study_mc_table(report),
+                  timings_table(report)):
         console.print(table)
     console.print(f"report: {out}/report.json, {out}/report.html (open it in a browser), figure: {figure}",
                   markup=False)

@@ -21,7 +21,7 @@ from paxion.analysis.items import (
 from paxion.analysis.paired import compare_models, mcnemar_exact, paired_comparison
 from paxion.analysis.tables import paired_tables, per_class_tables
 from paxion.errors import PaxionError
-from paxion.report.tables import model_tables, study_actionbench_table, study_retrieval_table
+from paxion.report.tables import model_tables, study_actionbench_table, study_mc_table, study_retrieval_table
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import choice_accuracy, first_hits, retrieval_metrics
 from paxion.trainer.evaluate import pair_credit, summarise
@@ -232,15 +232,18 @@ def test_demo_tables_fit_the_console_and_keep_names():
     hit = {"v2t": {"r1": 40.0, "r5": 80.0}, "t2v": {"r1": 40.0, "r5": 80.0}}
     report = {"actionbench": {n: {"aa": s, "vr": s, "or": s} for n in names},
               "retrieval": {n: {t: hit for t in ("label", "template", "temporal")} for n in names},
+              "mc": {names[0]: s, names[2]: s},
               "parameters": {"backbone": 1000, names[1]: 10, names[2]: 123456}}
     for width in (80, 200):
         console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
         console.print(study_actionbench_table(report))
         console.print(study_retrieval_table(report))
+        console.print(study_mc_table(report))
         lines = console.export_text().splitlines()
         assert all(len(line) <= width for line in lines)
         for name in names:
             assert any(f"│ {name} " in line for line in lines)
         text = "\n".join(lines)
-        assert text.count("83.3 [43.6-97.0]") == 9  # 3 models x 3 tasks, never folded
-        assert text.count("123.5K (12345.6%)") == 2  # Table 1 and Table 2
+        assert text.count("83.3 [43.6-97.0]") == 9 + 2  # 3 models x 3 tasks, 2 in Table 3, never folded
+        assert text.count("123.5K (12345.6%)") == 3  # Tables 1, 2 and 3
+        assert "n = 6 questions, 5 candidate answers each; chance 20" in text

@@ -28,6 +28,15 @@ def test_class_lists_from_a_file_or_a_shipped_name(tmp_path, monkeypatch):
         subsets.read_classes(tmp_path / "blank.txt")
 
 
+def test_the_shipped_temporal_kinetics_list():
+    # The 32 classes of Sevilla-Lara et al. 2021 (source: paxion/bench/data/classes/README.md), as Kinetics-400 names.
+    assert "temporal-kinetics" in subsets.known_class_lists()
+    classes = subsets.read_classes("temporal-kinetics")
+    assert len(classes) == 32 and classes == sorted(classes)  # distinct (read_classes drops repeats), in K400 order
+    assert {"cartwheeling", "somersaulting", "skiing (not slalom or crosscountry)", "wrestling"} <= set(classes)
+    assert all(name == name.strip().lower() for name in classes)
+
+
 def test_clip_mask_counts_listed_ids_the_split_lacks(tmp_path):
     cache = Cache(make_cache(tmp_path / "c", clips={"train": 6, "validation": 5}, shard_size=2))
     mask, missing = subsets.clip_mask(cache, "validation", ["validation4", "validation1", "train0", "gone"])

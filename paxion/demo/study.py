@@ -23,15 +23,17 @@ from paxion.extract.pipeline import extract
 from paxion.models.patched import count_parameters, load_model
 from paxion.retrieval.tasks import run_task
 from paxion.scoring import ModelScorer, load_scorer
-from paxion.synth.render import SHIFTED
-from paxion.synth.world import write_world
+from paxion.synth.nextqa import write_nextqa
+from paxion.synth.render import BUILT_IN, SHIFTED
+from paxion.synth.world import sample_world, video_path, write_world
 from paxion.trainer.config import TrainConfig
 from paxion.trainer.train import train
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Sizes of the study: world clips, patcher epochs (ActionBench) and downstream epochs (retrieval)."""
+    """Sizes of the study: world clips, patcher epochs (ActionBench), downstream epochs (retrieval) and the
+    multiple-choice fine-tuning on the NExT-QA layout of the same clips (Table 3 analog)."""
 
     train_clips: int
     val_clips: int
@@ -39,10 +41,13 @@ class DemoPlan:
     downstream_epochs: int
     seed: int = 0
     shift_clips: int = 200  # validation clips of the domain-shifted world (Table 4 analog)
+    mc_epochs: int = 3  # PAXION [mc] epochs, started from the KP-Perceiver [VTC+DVDM] patcher
+    mc_vac: bool = False  # also train PAXION [mc+vac] (the answers' action antonyms as extra negatives)
 
 
 # The full study trains its patchers with the built-in world's preset as it is (TrainConfig.builtin_world()).
-FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=TrainConfig.builtin_world().epochs, downstream_epochs=5)
+FULL = DemoPlan(train_clips=2000, val_clips=400, patch_epochs=TrainConfig.builtin_world().epochs, downstream_epochs=5,
+                mc_vac=True)
 QUICK = DemoPlan(train_clips=600, val_clips=200, patch_epochs=16, downstream_epochs=3, shift_clips=100)
 
 # Table 1 of the paper: (report name, model kind, patcher objective).
@@ -62,10 +67,23 @@ ABLATION_RUNS = (("paxion[vtc]", "paxion", "kp-perceiver[vtc]"),)
 # (name shown, model, reference): retrieval R1 of the ablated setting minus PAXION's, per task.
 ABLATIONS = (("KP+Finetune", "kp-perceiver-ft[vtc]", "paxion[vtc+dvdm]"),
              ("KP[VTC]+KF", "paxion[vtc]", "paxion[vtc+dvdm]"))
+# Table 3: PAXION fine-tuned on the NExT-QA layout's questions (App. D.3) starts from this patcher (paper §4).
+MC_INIT = "kp-perceiver[vtc+dvdm]"
 # The patchers whose AA / VR / OR are scored after every epoch (learning curves).
 CURVES = ("kp-perceiver[vtc]", "kp-perceiver[vtc+dvdm]")
 # Retrieval task -> the captions its downstream models are trained on (paper Table 7).
 RETRIEVAL_TASKS = {"label": "label", "template": "template", "temporal": "template"}
+
+
+def _clip_progress(advance: Callable[[int], None]) -> Callable:
+    """An `extract` progress callback that advances a stage's bar by the clips done since its last call."""
+    state = {"done": 0}
+
+    def on_progress(p) -> None:
+        advance(p.clips_done - state["done"])
+        state["done"] = p.clips_done
+
+    return on_progress
 
 
 class Reporter(Protocol):
@@ -134,22 +152,21 @@ class Study:
         total = self.plan.train_clips + self.plan.val_clips
 
         def work(advance: Callable[[int], None]) -> dict:
-            state = {"done": 0}
-
-            def on_progress(p) -> None:
-                advance(p.clips_done - state["done"])
-                state["done"] = p.clips_done
-
             result = extract(self.root / "bench", self.root / "world" / "videos", self.cache_dir,
-                             load_backbone("toy", device=self.device), device=self.device, progress=on_progress)
+                             load_backbone("toy", device=self.device), device=self.device,
+                             progress=_clip_progress(advance))
             return {"clips": result.clips, "failed": len(result.failed)}
 
         self.stage("extract", work, total)
 
     def train_model(self, name: str, kind: str, objective: str, *, text: str, epochs: int,
-                    init: str | None = None, curve: bool = False) -> dict:
+                    init: str | None = None, curve: bool = False, cache: Path | None = None) -> dict:
         """Train one model (resuming a run cut short) and return its trainable parameter count; curve: also score
-        ActionBench on the validation split after every epoch (into the run's metrics.jsonl)."""
+        ActionBench on the validation split after every epoch (into the run's metrics.jsonl); cache: train on this
+        cache instead of the study's, with the built-in world's optimiser settings (its bench does not say it is
+        the built-in world)."""
+        cache_dir = cache or self.cache_dir
+        world = TrainConfig.builtin_world()
 
         def work(advance: Callable[[int], None]) -> dict:
             def on_event(event: dict) -> None:
@@ -158,12 +175,12 @@ class Study:
 
             options = {"model": kind, "objective": objective, "text": text, "epochs": epochs, "seed": self.plan.seed,
                        "eval_split": "validation" if curve else None, "eval_every_epoch": curve,
-                       "init": None if init is None else self.run_dir(init)}
-            train(self.cache_dir, self.run_dir(name), options=options, device=self.device, resume=True,
+                       "init": None if init is None else self.run_dir(init), "lr": world.lr, "schedule": world.schedule}
+            train(cache_dir, self.run_dir(name), options=options, device=self.device, resume=True,
                   progress=on_event)
             return {"trainable": count_parameters(load_model(self.run_dir(name) / "model.pt")[0])}
 
-        cache = Cache(self.cache_dir)
+        cache = Cache(cache_dir)
         batch = min(TrainConfig.builtin_world().batch_size, cache.num_clips("train"))
         return self.stage(f"train/{name}", work, epochs * (cache.num_clips("train") // batch))
 
@@ -219,6 +236,39 @@ class Study:
 
         self.stage("shift/world", work, self.plan.shift_clips)
 
+    @property
+    def nextqa_cache_dir(self) -> Path:
+        """The feature cache of the world's NExT-QA layout."""
+        return self.root / "nextqa" / "cache"
+
+    def make_nextqa_cache(self) -> None:
+        """Write the world's clips a second time in the NExT-QA layout (`paxion synth --nextqa`: one question per
+        clip with five candidate answers, nested video folders of hard links to the rendered videos, the map file),
+        build its bench and extract its cache ("train" and "val" questions). Nothing is rendered again; the clips
+        are decoded again, as the cache has no way to take another cache's features."""
+        world = self.root / "world"
+        qa = world / "nextqa"
+
+        def work(advance: Callable[[int], None]) -> dict:
+            clips = sample_world(train=self.plan.train_clips, val=self.plan.val_clips, seed=self.plan.seed)
+            write_nextqa(world, clips, sources=[video_path(world, c.id) for c in clips], seed=self.plan.seed,
+                         pool=BUILT_IN.objects)
+            annotations = read_dataset("nextqa", qa, video_map=qa / "map_vid_vidorID.json")
+            summary = build_bench(annotations, self.root / "nextqa" / "bench", seed=self.plan.seed)
+            result = extract(self.root / "nextqa" / "bench", qa / "videos", self.nextqa_cache_dir,
+                             load_backbone("toy", device=self.device), device=self.device,
+                             progress=_clip_progress(advance))
+            return {"questions": {split: s.clips for split, s in summary.splits.items()}, "extracted": result.clips}
+
+        self.stage("nextqa/world", work, self.plan.train_clips + self.plan.val_clips)
+
+    def multiple_choice(self, name: str, run: str | None) -> dict:
+        """Multiple-choice accuracy on the NExT-QA layout's "val" questions of the backbone (run None) or a run."""
+        cache = Cache(self.nextqa_cache_dir)
+        scorer = load_scorer(cache, None if run is None else self.run_dir(run), device=self.device)
+        return self.stage(f"mc/{name}", lambda advance: run_task(cache, scorer, "mc", split="val",
+                                                                  device=self.device))
+
     def zeroshot(self, name: str, run: str | None, *, fuser: bool = True, ensemble: bool = False) -> dict:
         """Zero-shot classification on the shifted world of the backbone (run None) or a run; fuser False scores
         a PAXION run's patcher alone, ensemble True adds the backbone's probabilities."""
@@ -272,11 +322,20 @@ def run_study(root: str | Path, *, quick: bool = False, device: str = "auto", re
                 "paxion[vtc+dvdm] without fuser": study.zeroshot("paxion-no-fuser", paxion, fuser=False),
                 "paxion[vtc+dvdm] + backbone ensemble": study.zeroshot("paxion-ensemble", paxion, ensemble=True)}
 
+    study.make_nextqa_cache()
+    mc = {"backbone": study.multiple_choice("backbone", None)}
+    for objective in ("mc", "mc+vac") if plan.mc_vac else ("mc",):
+        name = f"paxion[{objective}]"
+        params[name] = study.train_model(name, "paxion", objective, text="label", epochs=plan.mc_epochs, init=MC_INIT,
+                                         cache=study.nextqa_cache_dir)["trainable"]
+        mc[name] = study.multiple_choice(name, name)
+
     report = {
         "plan": {"quick": quick, **plan.__dict__},
         "actionbench": bench,
         "retrieval": retrieval,
         "zeroshot": {model: {"shifted world": result} for model, result in zeroshot.items()},
+        "mc": mc,
         "ablations": [{"name": n, "model": m, "reference": r} for n, m, r in ABLATIONS],
         "predictions": {name: study.prediction_path(name) for name in bench},
         "curves": {name: study.curve(name) for name in CURVES},

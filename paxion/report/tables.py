@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from paxion.models.patched import format_parameters
+from paxion.synth.nextqa import CHOICES
 
 TASK_NAMES = {"aa": "Action Antonym", "vr": "Video Reversal", "or": "Object Replacement"}
 STUDY_RETRIEVAL_COLUMNS = (("label", "v2t"), ("label", "t2v"), ("template", "v2t"), ("temporal", "v2t"))
@@ -210,6 +211,17 @@ def study_retrieval_table(report: dict) -> ModelTables:
                 for task, direction in STUDY_RETRIEVAL_COLUMNS for k in ("r1", "r5")]
     return ModelTables(title="Retrieval on the built-in world (validation; Table 2 analog)", names=names,
                        columns=columns)
+
+
+def study_mc_table(report: dict) -> ModelTables:
+    """The demo's Table 3 analog: multiple-choice accuracy on the NExT-QA layout of the world (`report["mc"]`)."""
+    params = _study_params(report)
+    names = list(report["mc"])
+    columns = [("trainable params", [params.get(name, "-") for name in names]),
+               ("accuracy % [95% CI]", [_accuracy(report["mc"][name]) for name in names])]
+    n = next(iter(report["mc"].values()))["n"]
+    return ModelTables(title="Multiple-choice QA on the NExT-QA layout of the world (val; Table 3 analog)", names=names,
+                       columns=columns, caption=f"n = {n} questions, {CHOICES} candidate answers each; chance {100 / CHOICES:g}")
 
 
 def timings_table(report: dict) -> Table:
