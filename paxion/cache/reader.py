@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,40 +11,23 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import FLIPPED_FIELDS, check_backbone, check_file, read_manifest, read_texts, shard_problems
+from paxion.cache.manifest import (TABLE, FLIPPED_FIELDS, check_backbone, check_file, read_manifest, read_texts,
+                                   shard_problems)
 from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
 from paxion.errors import CacheError
 
 DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
+MAX_OPEN_SHARDS = 64  # shard files kept open between reads (the ones used last)
+
+Field = np.ndarray | h5d.DatasetID  # a column of the `clips` table, read at open, or a dataset read on demand
 
 
-def _read_all(ds: h5d.DatasetID, out: np.ndarray | None = None) -> np.ndarray:
-    """All of dataset `ds`, read into `out` (C-contiguous; a new array if None); HDF5 raises if their element
-    counts differ. h5py's low-level API: its high-level lookups and selections cost more than a small field."""
-    out = np.empty(ds.shape, ds.dtype) if out is None else out
-    ds.read(h5s.create_simple(out.shape), h5s.ALL, out)
+def _read_all(field: Field) -> np.ndarray:
+    if isinstance(field, np.ndarray):
+        return field
+    out = np.empty(field.shape, field.dtype)
+    field.read(h5s.ALL, h5s.ALL, out, mtype=field.get_type())  # the file's own type: HDF5 copies, no conversion
     return out
-
-
-def _open_field(f: h5py.File, name: str) -> h5d.DatasetID:
-    try:
-        return h5d.open(f.id, name.encode())
-    except KeyError:
-        raise CacheError(f"{f.filename}: no field {name!r}") from None
-
-
-def _read_field(f: h5py.File, ds: h5d.DatasetID, stored: np.dtype, name: str, out: np.ndarray) -> None:
-    """Fill `out` (rows of a result array, shaped like the field) with field `name` (`ds`, stored as `stored`) of
-    the open shard `f`: strings decoded, int8 tokens dequantised to float16 when `out` is float16, else as stored."""
-    if out.dtype == object:
-        out[:] = [s.decode() for s in _read_all(ds).tolist()]
-    elif stored == out.dtype:
-        _read_all(ds, out)
-    else:  # on the CPU, a block of clips at a time
-        q, scale, channel = (torch.from_numpy(_read_all(_open_field(f, name + s))) for s in ("", SCALE, CHANNEL_SCALE))
-        for i in range(0, len(q), DEQUANTIZE_CLIPS):
-            block = slice(i, i + DEQUANTIZE_CLIPS)
-            out[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
 
 
 class Cache:
@@ -56,7 +40,7 @@ class Cache:
         (default False: sizes and layout only).
     Raises CacheError for a missing manifest, another schema version (an older one: re-extract), another
     backbone, a shard file that is missing or not the size the manifest records, or a text table that differs
-    from its hash or the manifest; reads raise it for a missing field, a dataset whose clip count, dtype or shape
+    from its hash or the manifest; reads raise it for a missing field, a field whose clip count, dtype or shape
     differs from what the manifest implies, or (with verify) a shard whose bytes differ from its hash.
     """
 
@@ -70,20 +54,34 @@ class Cache:
             if problem:
                 raise CacheError(problem)
         self.texts, self.text_emb = read_texts(self.root, self.manifest)
-        self._opened: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
+        self._checked: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
+        self._open: dict[str, tuple[h5py.File, dict[str, Field]]] = {}  # least recently used first
+        self._lock = threading.Lock()  # reads come from the loader's thread and the caller's
 
-    def _open_shard(self, record: dict) -> h5py.File:
-        """Open a shard; on its first open check its layout against the manifest (and with verify its hash)."""
-        path = self.root / record["file"]
-        if record["file"] not in self._opened:
-            problems = shard_problems(path, self.manifest, record, hashed=self.verify)
+    def _shard(self, record: dict) -> dict[str, Field]:
+        """The fields of shard `record`, checked against the manifest (and with verify its hash) on first use."""
+        name, path = record["file"], self.root / record["file"]
+        shard = self._open.pop(name, None)
+        if shard is None:
+            problems = [] if name in self._checked else shard_problems(path, self.manifest, record, hashed=self.verify)
             if problems:
                 raise CacheError(problems[0])
-            self._opened.add(record["file"])
-        try:
-            return h5py.File(path, "r")
-        except OSError as exc:
-            raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+            self._checked.add(name)
+            try:
+                f = h5py.File(path, "r")
+                fields = {n: h5d.open(f.id, n.encode()) for n in f}
+                table = _read_all(fields.pop(TABLE)) if TABLE in fields else np.empty(0, [])
+            except (OSError, KeyError) as exc:
+                raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+            for column in table.dtype.names or ():
+                values = table[column]
+                fields[column] = np.array([s.decode() for s in values.tolist()], object) if values.dtype.kind == "S" \
+                    else np.ascontiguousarray(values)
+            if len(self._open) >= MAX_OPEN_SHARDS:
+                self._open.pop(next(iter(self._open)))[0].close()
+            shard = (f, fields)
+        self._open[name] = shard
+        return shard[1]
 
     @property
     def temporal(self) -> bool:
@@ -94,6 +92,11 @@ class Cache:
     def splits(self) -> list[str]:
         """The split names in the cache."""
         return list(self.manifest["splits"])
+
+    def fields(self, split: str) -> set[str]:
+        """The fields every shard of a split stores (a temporal backbone's `tokens_rev` reads even when left out)."""
+        stored = [set(shard["fields"]) for shard in self._split(split)["shards"]]
+        return set.intersection(*stored) if stored else set()
 
     def num_clips(self, split: str) -> int:
         """How many clips a split holds."""
@@ -128,26 +131,42 @@ class Cache:
               dequantize: bool) -> dict[str, np.ndarray]:
         """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
-        rows_total, out, start = sum(record["clips"] for record in records), {}, 0
-        for record in records:
-            with self._open_shard(record) as f:
-                names = [n for n in f if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
+        total, out, start = sum(record["clips"] for record in records), {}, 0
+        with self._lock:
+            for record in records:
+                shard, rows = self._shard(record), slice(start, start + record["clips"])
+                names = [n for n in shard if not (dequantize and n.endswith(SCALE))] if fields is None else list(fields)
                 for name in names:  # grows by the scales of int8 fields read as stored
                     # a time-symmetric temporal backbone stores no reversed tokens: they are the tokens read backwards
-                    source = name if name in f else FLIPPED_FIELDS.get(name, name)
-                    ds = _open_field(f, source)
-                    stored = ds.dtype
-                    if fields is not None and not dequantize and stored == np.int8:
+                    source = name if name in shard else FLIPPED_FIELDS.get(name, name)
+                    if source not in shard:
+                        raise CacheError(f"{self.root / record['file']}: no field {name!r}")
+                    field = shard[source]
+                    if fields is not None and not dequantize and field.dtype == np.int8:
                         names += [name + SCALE, name + CHANNEL_SCALE]
                     if name not in out:
-                        kind = np.float16 if dequantize and stored == np.int8 else stored
-                        out[name] = np.empty((rows_total, *ds.shape[1:]), object if stored.kind == "S" else kind)
+                        kind = np.float16 if dequantize and field.dtype == np.int8 else field.dtype
+                        out[name] = np.empty((total, *field.shape[1:]), kind)
                     try:
-                        rows = out[name][start : start + record["clips"]]
-                        _read_field(f, ds, stored, source, rows)
-                        if source != name:
-                            rows[:] = rows[:, ::-1].copy()
-                    except (OSError, KeyError, ValueError, TypeError) as exc:
+                        self._fill(out[name][rows], shard, source)
+                    except (OSError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
-            start += record["clips"]
+                    if source != name:
+                        out[name][rows] = out[name][rows][:, ::-1].copy()
+                start += record["clips"]
         return out
+
+    @staticmethod
+    def _fill(rows: np.ndarray, shard: dict[str, Field], name: str) -> None:
+        """Fill `rows` (shaped like the field) with field `name` of `shard`, read straight into them when stored
+        as `rows.dtype`, else int8 tokens dequantised to float16 a block of clips at a time."""
+        field = shard[name]
+        if isinstance(field, np.ndarray):
+            rows[:] = field
+        elif field.dtype == rows.dtype:
+            field.read(h5s.create_simple(rows.shape), h5s.ALL, rows)  # HDF5 raises if the counts differ
+        else:
+            q, scale, channel = (torch.from_numpy(_read_all(shard[name + s])) for s in ("", SCALE, CHANNEL_SCALE))
+            for i in range(0, len(q), DEQUANTIZE_CLIPS):
+                block = slice(i, i + DEQUANTIZE_CLIPS)
+                rows[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
