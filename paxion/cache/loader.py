@@ -39,7 +39,7 @@ def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
 
     def size(name: str) -> int:
         kind, shape = specs.get(name, (None, ()))
-        return math.prod(shape) * (int(kind[1:]) if kind and kind != "S" else 4)
+        return math.prod(shape) * (int(kind[1:]) if kind and kind != "O" else 4)
 
     return sum(size(n) + (size(n + SCALE) + size(n + CHANNEL_SCALE) if n + SCALE in specs else 0) for n in fields)
 

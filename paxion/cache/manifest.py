@@ -148,69 +148,17 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
-    """Per field the manifest implies: (dtype kind and size such as "f2", or None for any, per-clip shape)."""
+    """Per field the manifest implies: (dtype kind and size such as "f2", "O" for str objects, or None for any, per-clip
+    shape)."""
     bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
              "pooled": ("f4", (bb["embed_dim"],))} | (
         {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {})
-    specs = video | {"id": ("S", ()), "label": ("i4", ())} | dict.fromkeys(("salient", "aa_same", "or_same"), ("b1", ()))
+    specs = video | {"id": ("O", ()), "label": ("i4", ())} | dict.fromkeys(("salient", "aa_same", "or_same"), ("b1", ()))
     specs |= dict.fromkeys(("delta_vt", "theta_vv", "caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx"),
                            (None, ()))
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
-
-
-def shard_layout(f: h5py.File) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """Every field of an open shard: (dtype, shape with the clip axis first); the `clips` table's columns too."""
-    layout = {name: (ds.dtype, ds.shape) for name, ds in f.items() if name != TABLE}
-    table = f.get(TABLE)
-    if table is not None:
-        layout |= {name: (table.dtype[name].base, table.shape + table.dtype[name].shape) for name in table.dtype.names}
-    return layout
-
-
-def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
-    """Non-finite floats (int8 tokens: their scales) and text indices outside [-1, n_texts) in an open shard."""
-    problems, table = [], f[TABLE][()] if TABLE in f else {}
-    for name in shard_layout(f):
-        values = table[name] if name in getattr(table, "dtype", {}).names or () else f[name][()]
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
-        if name.endswith("_idx") and ((values < -1) | (values >= n_texts)).any():
-            problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
-    return problems
-
-
-def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, complete: bool = False) -> list[str]:
-    """What is wrong with a shard file: missing, another size, (when `hashed`) another XXH3-128, then fields with
-    another clip count, or another dtype or per-clip shape than `field_specs` (fields it does not name: the clip
-    count only); when `complete` also the fields the manifest implies that it lacks, non-finite floats and text
-    indices outside the table. Each problem is one line starting with the path."""
-    problem = check_file(path, record, hashed=hashed)
-    if problem:
-        return [problem]
-    specs, clips, problems = field_specs(manifest), record["clips"], []
-    try:
-        with h5py.File(path, "r") as f:
-            layout = shard_layout(f)
-            for name in sorted({*specs, *layout}) if complete else layout:
-                kind, shape = specs.get(name, (None, None))
-                dtype, stored = layout.get(name, (None, None))
-                if dtype is None and FLIPPED_FIELDS.get(name) in layout:
-                    continue  # read as its source field flipped in time
-                if dtype is None:
-                    problems.append(f"no field {name!r}")
-                elif stored[:1] != (clips,):
-                    problems.append(f"field {name!r} holds {stored[:1]} clips, the manifest says {clips}")
-                elif shape is not None and stored[1:] != shape:
-                    problems.append(f"field {name!r} has shape {stored}, expected {(clips, *shape)}")
-                elif kind not in (None, dtype.kind if kind == "S" else f"{dtype.kind}{dtype.itemsize}"):
-                    problems.append(f"field {name!r} is stored as {dtype}, expected {kind}")
-            if complete and not problems:
-                problems = _value_problems(f, manifest["texts"]["count"])
-    except (OSError, KeyError, ValueError) as exc:
-        problems = [f"unreadable ({exc})"]
-    return [f"{path}: {p}" for p in problems]
 
 
 def summarize(manifest: dict) -> dict:

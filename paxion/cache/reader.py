@@ -11,23 +11,70 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import (TABLE, FLIPPED_FIELDS, check_backbone, check_file, read_manifest, read_texts,
-                                   shard_problems)
-from paxion.cache.quant import CHANNEL_SCALE, SCALE, dequantize
+from paxion.cache.manifest import FLIPPED_FIELDS, TABLE, check_backbone, check_file, field_specs, read_manifest, read_texts
+from paxion.cache import quant
+from paxion.cache.quant import CHANNEL_SCALE, SCALE
 from paxion.errors import CacheError
 
 DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
 MAX_OPEN_SHARDS = 64  # shard files kept open between reads (the ones used last)
 
-Field = np.ndarray | h5d.DatasetID  # a column of the `clips` table, read at open, or a dataset read on demand
+
+Field = np.ndarray | h5d.DatasetID  # a column of a shard's `clips` table (read at open) or an open dataset
 
 
 def _read_all(field: Field) -> np.ndarray:
     if isinstance(field, np.ndarray):
         return field
     out = np.empty(field.shape, field.dtype)
-    field.read(h5s.ALL, h5s.ALL, out, mtype=field.get_type())  # the file's own type: HDF5 copies, no conversion
+    field.read(h5s.ALL, h5s.ALL, out, mtype=field.get_type())  # in the file's own type: a copy, no conversion
     return out
+
+
+def _layout_problems(fields: dict[str, Field], manifest: dict, clips: int, complete: bool) -> list[str]:
+    specs, problems = field_specs(manifest), []
+    for name in sorted({*specs, *fields}) if complete else fields:
+        kind, shape = specs.get(name, (None, None))
+        field = fields.get(name)
+        if field is None and FLIPPED_FIELDS.get(name) in fields:
+            continue  # read as its source field flipped in time
+        if field is None:
+            problems.append(f"no field {name!r}")
+        elif field.shape[:1] != (clips,):
+            problems.append(f"field {name!r} holds {field.shape[:1]} clips, the manifest says {clips}")
+        elif shape is not None and field.shape[1:] != shape:
+            problems.append(f"field {name!r} has shape {field.shape}, expected {(clips, *shape)}")
+        elif kind not in (None, "O" if field.dtype.kind == "O" else f"{field.dtype.kind}{field.dtype.itemsize}"):
+            problems.append(f"field {name!r} is stored as {field.dtype}, expected {kind}")
+    for name, values in ((n, _read_all(f)) for n, f in fields.items()) if complete and not problems else ():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
+        if name.endswith("_idx") and ((values < -1) | (values >= manifest["texts"]["count"])).any():
+            problems.append(f"field {name!r} refers to texts outside [-1, {manifest['texts']['count']})")
+    return problems
+
+
+def open_shard(path: Path, manifest: dict, record: dict, *, hashed: bool,
+               complete: bool = False) -> tuple[list[str], h5py.File | None, dict[str, Field]]:
+    """Open and check a shard file: (problems, the open file or None, its fields: the datasets open, the `clips`
+    table's columns read, ids as str objects). Problems, one line each starting with the path: missing, another
+    size, (when `hashed`) another XXH3-128, unreadable, then fields with another clip count, or another dtype or
+    per-clip shape than `field_specs` (fields it does not name: the clip count only); when `complete` also the
+    fields the manifest implies that it lacks, non-finite floats and text indices outside the table."""
+    problem = check_file(path, record, hashed=hashed)
+    if problem:
+        return [problem], None, {}
+    try:
+        f = h5py.File(path, "r")
+        fields = {n: h5d.open(f.id, n.encode()) for n in f}
+        table = _read_all(fields.pop(TABLE))
+    except (OSError, KeyError) as exc:
+        return [f"{path}: unreadable ({exc})"], None, {}
+    for name in table.dtype.names:
+        values = table[name]
+        fields[name] = (np.array([s.decode() for s in values.tolist()], object) if values.dtype.kind == "S"
+                        else np.ascontiguousarray(values))
+    return [f"{path}: {p}" for p in _layout_problems(fields, manifest, record["clips"], complete)], f, fields
 
 
 class Cache:
@@ -54,34 +101,26 @@ class Cache:
             if problem:
                 raise CacheError(problem)
         self.texts, self.text_emb = read_texts(self.root, self.manifest)
-        self._checked: set[str] = set()  # shards whose layout (and with verify, hash) has been checked
-        self._open: dict[str, tuple[h5py.File, dict[str, Field]]] = {}  # least recently used first
+        self._hashed: set[str] = set()  # shards checked against their hash (with verify)
+        self._open: dict[str, tuple[h5py.File, dict[str, Field]]] = {}  # the MAX_OPEN_SHARDS used last, oldest first
         self._lock = threading.Lock()  # reads come from the loader's thread and the caller's
 
     def _shard(self, record: dict) -> dict[str, Field]:
-        """The fields of shard `record`, checked against the manifest (and with verify its hash) on first use."""
-        name, path = record["file"], self.root / record["file"]
-        shard = self._open.pop(name, None)
-        if shard is None:
-            problems = [] if name in self._checked else shard_problems(path, self.manifest, record, hashed=self.verify)
+        """The fields of shard `record` (`open_shard`); its hash is checked (with verify) before its first read."""
+        name = record["file"]
+        if name not in self._open:
+            hashed = self.verify and name not in self._hashed
+            problems, f, fields = open_shard(self.root / name, self.manifest, record, hashed=hashed)
             if problems:
+                if f is not None:
+                    f.close()
                 raise CacheError(problems[0])
-            self._checked.add(name)
-            try:
-                f = h5py.File(path, "r")
-                fields = {n: h5d.open(f.id, n.encode()) for n in f}
-                table = _read_all(fields.pop(TABLE)) if TABLE in fields else np.empty(0, [])
-            except (OSError, KeyError) as exc:
-                raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
-            for column in table.dtype.names or ():
-                values = table[column]
-                fields[column] = np.array([s.decode() for s in values.tolist()], object) if values.dtype.kind == "S" \
-                    else np.ascontiguousarray(values)
+            self._hashed.add(name)
             if len(self._open) >= MAX_OPEN_SHARDS:
                 self._open.pop(next(iter(self._open)))[0].close()
-            shard = (f, fields)
-        self._open[name] = shard
-        return shard[1]
+            self._open[name] = (f, fields)
+        self._open[name] = self._open.pop(name)  # most recently used last
+        return self._open[name][1]
 
     @property
     def temporal(self) -> bool:
@@ -122,14 +161,13 @@ class Cache:
     def read_split(self, split: str, fields: Sequence[str] | None = None, *,
                    dequantize: bool = True) -> dict[str, np.ndarray]:
         """All clips of a split as `read_shard` gives them, its shards in order, each read straight into its rows
-        of the result."""
+        of the result (allocated once from the manifest's clip counts)."""
         if not self._split(split)["shards"]:
             raise CacheError(f"{self.root}: split {split!r} has no clips")
         return self._read(split, range(self.num_shards(split)), fields, dequantize)
 
     def _read(self, split: str, shards: Sequence[int], fields: Sequence[str] | None,
               dequantize: bool) -> dict[str, np.ndarray]:
-        """Shards `shards` of a split, concatenated; the result is allocated once from the manifest's clip counts."""
         records = [self._split(split)["shards"][k] for k in shards]
         total, out, start = sum(record["clips"] for record in records), {}, 0
         with self._lock:
@@ -142,31 +180,25 @@ class Cache:
                     if source not in shard:
                         raise CacheError(f"{self.root / record['file']}: no field {name!r}")
                     field = shard[source]
-                    if fields is not None and not dequantize and field.dtype == np.int8:
-                        names += [name + SCALE, name + CHANNEL_SCALE]
+                    int8 = field.dtype == np.int8
+                    names += [name + SCALE, name + CHANNEL_SCALE] if int8 and fields and not dequantize else []
                     if name not in out:
-                        kind = np.float16 if dequantize and field.dtype == np.int8 else field.dtype
-                        out[name] = np.empty((total, *field.shape[1:]), kind)
+                        out[name] = np.empty((total, *field.shape[1:]), np.float16 if int8 and dequantize else field.dtype)
+                    target = out[name][rows]
                     try:
-                        self._fill(out[name][rows], shard, source)
+                        if isinstance(field, np.ndarray):
+                            target[:] = field
+                        elif field.dtype == target.dtype:
+                            field.read(h5s.create_simple(target.shape), h5s.ALL, target)  # HDF5 checks the counts
+                        else:  # int8 tokens dequantised on the CPU, a block of clips at a time
+                            q, scale, channel = (torch.from_numpy(_read_all(shard[source + s]))
+                                                 for s in ("", SCALE, CHANNEL_SCALE))
+                            for i in range(0, len(q), DEQUANTIZE_CLIPS):
+                                block = slice(i, i + DEQUANTIZE_CLIPS)
+                                target[block] = quant.dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
                     except (OSError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
                     if source != name:
-                        out[name][rows] = out[name][rows][:, ::-1].copy()
+                        target[:] = target[:, ::-1].copy()
                 start += record["clips"]
         return out
-
-    @staticmethod
-    def _fill(rows: np.ndarray, shard: dict[str, Field], name: str) -> None:
-        """Fill `rows` (shaped like the field) with field `name` of `shard`, read straight into them when stored
-        as `rows.dtype`, else int8 tokens dequantised to float16 a block of clips at a time."""
-        field = shard[name]
-        if isinstance(field, np.ndarray):
-            rows[:] = field
-        elif field.dtype == rows.dtype:
-            field.read(h5s.create_simple(rows.shape), h5s.ALL, rows)  # HDF5 raises if the counts differ
-        else:
-            q, scale, channel = (torch.from_numpy(_read_all(shard[name + s])) for s in ("", SCALE, CHANNEL_SCALE))
-            for i in range(0, len(q), DEQUANTIZE_CLIPS):
-                block = slice(i, i + DEQUANTIZE_CLIPS)
-                rows[block] = dequantize(q[block], scale[block], channel[block], torch.float16).numpy()

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import xxhash
 
-from paxion.atomic import atomic_path, temporary_name
+from paxion.atomic import atomic_path, remove_stale_temporaries, temporary_name
 from paxion.cache.manifest import FEATURES, TABLE, file_record
 from paxion.cache.quant import CHANNEL_SCALE, SCALE, quantize_int8
 from paxion.errors import CacheError, PaxionError
@@ -31,19 +31,6 @@ def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
 
 def _digest(a: np.ndarray) -> str:
     return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).data)
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporaries of `path` (`paxion.atomic.temporary_name`) left by processes of this host that are
-    gone (killed mid-write); those of live processes and of other hosts stay."""
-    this_host = temporary_name(path).name.rsplit("-", 2)[0]  # "{name}.tmp-{host}"
-    for tmp in path.parent.glob(f"{this_host}-*"):
-        try:
-            os.kill(int(tmp.name[len(this_host) + 1 :].split("-")[0]), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (OSError, ValueError):  # alive (another user's), or not a name temporary_name makes
-            pass
 
 
 def _cannot_write(path: Path, exc: BaseException) -> PaxionError:

@@ -211,7 +211,7 @@ def run_task(
     (templates) of the split's clips, several clips per text allowed. mc and zeroshot return {"accuracy": %, "n",
     "ci95"}, predicting the highest-scoring candidate (m tied top candidates: 1/m credit if one is right).
     ks: recall cut-offs (default 1, 5, 10). prompt: zeroshot candidates are `prompted(classes, prompt)` (default
-    None = the names); every one must be in the text table (`paxion.cache.texts.add_texts`). clips: bool mask [n]
+    None = the names); every one must be in the text table (`paxion.extract.texts.add_texts`). clips: bool mask [n]
     of the split's clips to score (default None = all; `paxion.retrieval.subsets.clip_mask`). ensemble_with: a
     second scorer (the backbone) whose softmax probabilities are added to the model's, on every task (default
     None). batch_size: clips encoded together (default 256). progress(stage, advance, total) reports long stages.
