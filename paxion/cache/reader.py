@@ -11,15 +11,21 @@ import numpy as np
 import torch
 from h5py import h5d, h5s
 
-from paxion.cache.manifest import FLIPPED_FIELDS, TABLE, check_backbone, check_file, field_specs, read_manifest, read_texts
-from paxion.cache import quant
+from paxion.cache.manifest import (
+    FLIPPED_FIELDS,
+    TABLE,
+    check_backbone,
+    check_file,
+    field_specs,
+    read_manifest,
+    read_texts,
+)
 from paxion.cache.quant import CHANNEL_SCALE, SCALE
+from paxion.cache.quant import dequantize as dequantize_int8
 from paxion.errors import CacheError
 
 DEQUANTIZE_CLIPS = 16  # clips dequantised at a time on the CPU (bounds the float32 temporary)
 MAX_OPEN_SHARDS = 64  # shard files kept open between reads (the ones used last)
-
-
 Field = np.ndarray | h5d.DatasetID  # a column of a shard's `clips` table (read at open) or an open dataset
 
 
@@ -195,7 +201,7 @@ class Cache:
                                                  for s in ("", SCALE, CHANNEL_SCALE))
                             for i in range(0, len(q), DEQUANTIZE_CLIPS):
                                 block = slice(i, i + DEQUANTIZE_CLIPS)
-                                target[block] = quant.dequantize(q[block], scale[block], channel[block], torch.float16).numpy()
+                                target[block] = dequantize_int8(q[block], scale[block], channel[block], torch.float16).numpy()
                     except (OSError, ValueError, TypeError) as exc:
                         raise CacheError(f"{self.root / record['file']}: corrupt shard ({exc})") from None
                     if source != name:
