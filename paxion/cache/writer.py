@@ -18,12 +18,6 @@ TOKEN_FIELDS = ("tokens", "tokens_rev")
 TOKEN_DTYPES = ("fp16", "int8")
 
 
-def _fixed_utf8(strings: list[str]) -> np.ndarray:
-    """Strings as one fixed-length UTF-8 bytes array (h5py stores it as an HDF5 UTF-8 string dataset)."""
-    encoded = [s.encode() for s in strings]
-    return np.array(encoded, dtype=h5py.string_dtype("utf-8", max([1, *map(len, encoded)])))
-
-
 def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
     # Contiguous and unfiltered (h5py's default): a field reads in one go at the speed of a plain file read.
     f.create_dataset(name, data=data, track_times=False)
@@ -102,7 +96,10 @@ class ShardWriter:
         if self._file is None:
             return None
         columns = {name: np.concatenate(parts) for name, parts in self._columns.items()}
-        columns |= {name: _fixed_utf8(a.tolist()) for name, a in columns.items() if a.dtype.kind in "OU"}
+        for name, a in columns.items():  # strings: UTF-8 at the longest one's length (an HDF5 UTF-8 string column)
+            if a.dtype.kind in "OU":
+                encoded = [str(s).encode() for s in a.tolist()]
+                columns[name] = np.array(encoded, h5py.string_dtype("utf-8", max([1, *map(len, encoded)])))
         table = np.empty(self.count, [(name, a.dtype, a.shape[1:]) for name, a in columns.items()])
         for name, a in columns.items():
             table[name] = a
