@@ -122,3 +122,16 @@ def save_torch(path: str | Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of `path` (`temporary_name`) left by processes of this host that are
+    gone (killed mid-write); those of live processes and of other hosts stay."""
+    this_host = temporary_name(path).name.rsplit("-", 2)[0]  # "{name}.tmp-{host}"
+    for tmp in path.parent.glob(f"{this_host}-*"):
+        try:
+            os.kill(int(tmp.name[len(this_host) + 1 :].split("-")[0]), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (OSError, ValueError):  # alive (another user's), or not a name temporary_name makes
+            pass

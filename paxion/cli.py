@@ -507,8 +507,8 @@ def cache_verify(root: str) -> None:
 def cache_add_texts(root: str, file: str, prompt: str | None, device: str) -> None:
     """Append FILE's lines (class names, one per line) to ROOT's text table, encoded by the cache's backbone
     text tower alone; no video is decoded, shards and existing texts are left as they are."""
-    from paxion.cache.texts import add_texts
     from paxion.device import resolve_device
+    from paxion.extract.texts import add_texts
     from paxion.retrieval.subsets import read_lines
     from paxion.retrieval.tasks import prompted
 

@@ -111,10 +111,13 @@ def test_truncated_or_missing_shard_is_refused_at_open(cache_dir):
 
 def test_a_field_stored_in_another_dtype_is_refused_at_first_read(cache_dir):
     path = cache_dir / "validation-00000.h5"
-    with h5py.File(path, "r+") as f:
-        labels = f["label"][()]
-        del f["label"]
-        f.create_dataset("label", data=labels.astype(np.int64))
+    with h5py.File(path, "r+") as f:  # the `clips` table rewritten with its label column as int64
+        table = f["clips"][()]
+        wider = np.empty(len(table), [(n, np.int64 if n == "label" else table.dtype[n]) for n in table.dtype.names])
+        for name in table.dtype.names:
+            wider[name] = table[name]
+        del f["clips"]
+        f.create_dataset("clips", data=wider)
     manifest = read_manifest(cache_dir)
     manifest["splits"]["validation"]["shards"][0]["bytes"] = path.stat().st_size
     write_json(cache_dir / "manifest.json", manifest)
@@ -172,18 +175,20 @@ def test_a_shard_that_lost_clips_is_rewritten_at_its_size(tmp_path):
     record = writer.finish()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no temporary file left
     path = tmp_path / "s.h5"
-    assert record == {"file": "s.h5", "clips": 3, "bytes": path.stat().st_size, "xxh3_128": file_hash(path)}
+    assert record == {"file": "s.h5", "clips": 3, "bytes": path.stat().st_size, "xxh3_128": file_hash(path),
+                      "fields": ["id", "label", "tokens"]}
     with h5py.File(path) as f:
-        assert {name: ds.shape[0] for name, ds in f.items()} == {"id": 3, "tokens": 3, "label": 3}
+        assert {name: ds.shape[0] for name, ds in f.items()} == {"clips": 3, "tokens": 3}
+        assert f["clips"]["id"].tolist() == [b"a", b"b", b"c"] and np.array_equal(f["clips"]["label"], clips["label"])
         assert f["tokens"].chunks is None and f["tokens"].compression is None
         assert np.array_equal(f["tokens"][()], clips["tokens"].astype(np.float16))
 
 
 def test_the_writer_refuses_a_shard_that_reads_back_otherwise(tmp_path):
     writer = ShardWriter(tmp_path / "s.h5", capacity=2)
-    writer.append({"id": np.array(["a", "b"], dtype=object), "label": np.array([1, 2], np.int32)})
-    writer._hashes["label"].update(b"x")  # as if h5py had stored other bytes than it was given
-    with pytest.raises(CacheError, match="s.h5: fields \\['label'\\] read back otherwise than written"):
+    writer.append({"id": np.array(["a", "b"], dtype=object), "tokens": np.ones((2, 3), np.float32)})
+    writer._hashes["tokens"].update(b"x")  # as if h5py had stored other bytes than it was given
+    with pytest.raises(CacheError, match="s.h5: fields \\['tokens'\\] read back otherwise than written"):
         writer.finish()
     writer.abort()
     assert list(tmp_path.iterdir()) == []
@@ -195,7 +200,7 @@ def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
         writer.append({"id": np.array(ids, dtype=object), "label": np.zeros(len(ids), np.int32)})
     record = writer.finish()
     with h5py.File(tmp_path / "s.h5") as f:
-        assert f["id"].dtype == np.dtype(f"S{len('clip-é-ü-longer'.encode())}")
+        assert f["clips"].dtype["id"] == np.dtype(f"S{len('clip-é-ü-longer'.encode())}")
     texts = write_texts(tmp_path / "texts.h5", ["a text"], np.zeros((1, 4), np.float32))
     backbone = {"name": "none", "config_hash": "none", "temporal": False, "embed_dim": 4, "token_dim": 4,
                 "tokens_per_frame": 1}

@@ -12,10 +12,10 @@ from tiny_cache import DIM, make_cache
 from paxion import cli as cli_module
 from paxion.cache.manifest import file_hash, read_json, write_json
 from paxion.cache.reader import Cache
-from paxion.cache.texts import add_texts
 from paxion.cache.verify import verify_cache
 from paxion.errors import CacheError
 from paxion.extract import backbones
+from paxion.extract.texts import add_texts
 
 
 @pytest.fixture

@@ -36,12 +36,9 @@ def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
     """The bytes one clip's `fields` take on the device as stored (`field_specs`; an int8 field with its scales,
     4 for a field of any dtype or one the manifest does not name)."""
     specs = field_specs(manifest)
-
-    def size(name: str) -> int:
-        kind, shape = specs.get(name, (None, ()))
-        return math.prod(shape) * (int(kind[1:]) if kind and kind != "S" else 4)
-
-    return sum(size(n) + (size(n + SCALE) + size(n + CHANNEL_SCALE) if n + SCALE in specs else 0) for n in fields)
+    names = [m for n in fields for m in (n, n + SCALE, n + CHANNEL_SCALE) if m == n or n + SCALE in specs]
+    return sum(math.prod(shape) * (int(kind[1:]) if kind and kind != "O" else 4)
+               for kind, shape in (specs.get(n, (None, ())) for n in names))
 
 
 @dataclass(frozen=True)

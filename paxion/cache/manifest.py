@@ -15,13 +15,27 @@ import xxhash
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 8  # 8: mc_aa_idx (candidates' antonyms); 7: per-clip aa_same/or_same, per-split counts; 6: int8
-# tokens with a channel scale; 5: per-clip class_idx; 4: h5py, whole-file xxh3_128; 3: hand-made checksums
-MANIFEST_FILE = "manifest.json"
-TEXTS_FILE = "texts.h5"
+SCHEMA_VERSION = 9  # 9: per-clip scalars in one `clips` table, per-shard field lists; 8: mc_aa_idx; 7: aa_same /
+# or_same, per-split counts; 6: int8 tokens with a channel scale; 5: class_idx; 4: h5py; 3: hand-made checksums
+MANIFEST_FILE, TEXTS_FILE, CONFIG_FILE = "manifest.json", "texts.h5", "config.json"
 SCORER_FILE = "scorer.pt"  # what the backbone's own score needs besides the arrays (X-CLIP's prompt generator)
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
-CONFIG_FILE = "config.json"
+TABLE = "clips"  # the shard's compound dataset: one column per field that is not a video feature
+# fields starting with these (reversed, scales) are datasets of their own
+FEATURES = ("tokens", "frames", "pooled", "score_context")
+# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time,
+# or as it is (the score context does not depend on the frames' order then: Backbone.encode_score_context).
+FLIPPED_FIELDS = {"tokens_rev": "tokens"}
+SHARED_FIELDS = {"score_context_rev": "score_context"}
+
+
+def stored_field(name: str, present) -> tuple[str, bool]:
+    """(the field of a shard whose fields are `present` that holds `name`, whether it is read flipped in time)."""
+    if name in present:
+        return name, False
+    if name in FLIPPED_FIELDS:
+        return FLIPPED_FIELDS[name], True
+    return SHARED_FIELDS.get(name, name), False
 
 
 def shard_file(split: str, k: int) -> str:
@@ -41,14 +55,14 @@ def file_hash(path: str | Path) -> str:
 
 
 def file_record(path: str | Path, **extra: Any) -> dict:
-    """The manifest's record of a finished file: {file, bytes, xxh3_128} plus `extra` (e.g. clips, count)."""
+    """The manifest's record of any finished file: {file, bytes, xxh3_128} plus `extra` (e.g. clips, count)."""
     path = Path(path)
     return {"file": path.name, "bytes": path.stat().st_size, "xxh3_128": file_hash(path), **extra}
 
 
 def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
-    """Why the file at `path` is not the one `record` describes (missing, another size, and when `hashed` another
-    XXH3-128), or None when it is."""
+    """Why the file at `path` is not the one `record` (`file_record`) describes (missing, another size, and when
+    `hashed` another XXH3-128), or None when it is."""
     if not path.is_file():
         return f"{path}: missing cache file"
     if path.stat().st_size != record["bytes"]:
@@ -102,7 +116,8 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_manifest(root: str | Path) -> dict:
-    """Load and check a cache's manifest: it must exist and have this code's schema version."""
+    """Load and check a cache's manifest: it must exist, have this code's schema version and the JSON types the
+    readers rely on (CacheError otherwise; an older schema: re-extract)."""
     root = Path(root)
     if not root.is_dir():
         raise CacheError(f"{root}: not a cache directory")
@@ -121,39 +136,30 @@ def read_manifest(root: str | Path) -> dict:
     return manifest
 
 
-_BACKBONE_KEYS = {"name": str, "config_hash": str, "temporal": bool, "embed_dim": int, "token_dim": int,
-                  "tokens_per_frame": int}
 _FILE_KEYS = {"file": str, "bytes": int, "xxh3_128": str}
-_TOP_KEYS = {"backbone": dict, "frames": int, "token_dtype": str, "texts": dict, "splits": dict}
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "true or false"}
-
-
-def _wrong_key(record: object, keys: dict[str, type]) -> str | None:
-    """The first of `keys` that `record` lacks or holds with another JSON type, or None."""
-    for key, kind in keys.items():
-        value = record.get(key) if isinstance(record, dict) else None
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            return f"{key!r} must be {_JSON_TYPES[kind]}"
-    return None
 
 
 def _structure_problem(manifest: dict) -> str | None:
     """Which value the readers rely on has another JSON type than the writer gives it (a hand edit), or None."""
-    records = {"": (manifest, _TOP_KEYS)}
+    records = [("", manifest, {"backbone": dict, "frames": int, "token_dtype": str, "texts": dict, "splits": dict})]
     if isinstance(manifest.get("splits"), dict):
-        records |= {"backbone: ": (manifest.get("backbone"), _BACKBONE_KEYS), "texts: ": (manifest.get("texts"), _FILE_KEYS)}
+        records += [("backbone: ", manifest.get("backbone"), {"name": str, "config_hash": str, "temporal": bool,
+                     "embed_dim": int, "token_dim": int, "tokens_per_frame": int}),
+                    ("texts: ", manifest.get("texts"), _FILE_KEYS)]
         files = manifest.get("files", {})
-        records |= {f"file {role!r}: ": (record, _FILE_KEYS) for role, record in
-                    (files.items() if isinstance(files, dict) else [("files", None)])}
+        records += [(f"file {role!r}: ", record, _FILE_KEYS) for role, record in
+                    (files.items() if isinstance(files, dict) else [("files", None)])]
         for split, info in manifest["splits"].items():
-            records[f"split {split!r}: "] = (info, {"clips": int, "shards": list})
+            records.append((f"split {split!r}: ", info, {"clips": int, "shards": list}))
             shards = info.get("shards") if isinstance(info, dict) else None
-            for k, shard in enumerate(shards if isinstance(shards, list) else []):
-                records[f"split {split!r} shard {k}: "] = (shard, _FILE_KEYS | {"clips": int})
-    for where, (record, keys) in records.items():
-        wrong = _wrong_key(record, keys)
-        if wrong is not None:
-            return where + wrong
+            records += [(f"split {split!r} shard {k}: ", shard, _FILE_KEYS | {"clips": int, "fields": list})
+                        for k, shard in enumerate(shards if isinstance(shards, list) else [])]
+    for where, record, keys in records:
+        for key, kind in keys.items():
+            value = record.get(key) if isinstance(record, dict) else None
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return f"{where}{key!r} must be {_JSON_TYPES[kind]}"
     return None
 
 
@@ -170,77 +176,19 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
         )
 
 
-INDEX_FIELDS = ("caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx")
-SAME_FIELDS = ("aa_same", "or_same")  # the AA / OR negative embeds like the caption (cut by the text encoder)
-# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time,
-# or as it is (the score context does not depend on the frames' order then: Backbone.encode_score_context).
-FLIPPED_FIELDS = {"tokens_rev": "tokens"}
-SHARED_FIELDS = {"score_context_rev": "score_context"}
-
-
-def stored_field(name: str, present) -> tuple[str, bool]:
-    """(the field of a shard whose fields are `present` that holds `name`, whether it is read flipped in time)."""
-    if name in present:
-        return name, False
-    if name in FLIPPED_FIELDS:
-        return FLIPPED_FIELDS[name], True
-    return SHARED_FIELDS.get(name, name), False
-
-
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
-    """Per field the manifest implies: (dtype kind and size such as "f2", or None for any, per-clip shape)."""
+    """Per field the manifest implies: (dtype kind and size such as "f2", "O" for str objects, or None for any, per-clip
+    shape)."""
     bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
     video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
              "pooled": ("f4", (bb["embed_dim"],))} | (
         {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {}) | (
         {"score_context": ("f4", tuple(bb["score_context"]))} if bb.get("score_context") else {})
-    specs = video | {"id": ("S", ()), "label": ("i4", ())} | {name: ("b1", ()) for name in ("salient", *SAME_FIELDS)}
-    specs |= {name: (None, ()) for name in ("delta_vt", "theta_vv", *INDEX_FIELDS)}
+    specs = video | {"id": ("O", ()), "label": ("i4", ())} | dict.fromkeys(("salient", "aa_same", "or_same"), ("b1", ()))
+    specs |= dict.fromkeys(("delta_vt", "theta_vv", "caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx"),
+                           (None, ()))
     return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
-
-
-def _value_problems(f: h5py.File, n_texts: int) -> list[str]:
-    """Non-finite floats (int8 tokens: their scales) and text indices outside [-1, n_texts) in an open shard."""
-    problems = []
-    for name in f:
-        values = f[name][()]
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
-        if (name in INDEX_FIELDS or name in ("mc_idx", "mc_aa_idx")) and ((values < -1) | (values >= n_texts)).any():
-            problems.append(f"field {name!r} refers to texts outside [-1, {n_texts})")
-    return problems
-
-
-def shard_problems(path: Path, manifest: dict, record: dict, *, hashed: bool, complete: bool = False) -> list[str]:
-    """What is wrong with a shard file: missing, another size, (when `hashed`) another XXH3-128, then datasets
-    with another clip count, or another dtype or per-clip shape than `field_specs` (fields it does not name: the
-    clip count only); when `complete` also the fields the manifest implies that it lacks, non-finite floats and
-    text indices outside the table. Each problem is one line starting with the path."""
-    problem = check_file(path, record, hashed=hashed)
-    if problem:
-        return [problem]
-    specs, clips, problems = field_specs(manifest), record["clips"], []
-    try:
-        with h5py.File(path, "r") as f:
-            for name in sorted({*specs, *f}) if complete else list(f):
-                kind, shape = specs.get(name, (None, None))
-                ds = f.get(name)
-                if ds is None and stored_field(name, f)[0] in f:
-                    continue  # read from its source field
-                if ds is None:
-                    problems.append(f"no field {name!r}")
-                elif ds.shape[:1] != (clips,):
-                    problems.append(f"field {name!r} holds {ds.shape[:1]} clips, the manifest says {clips}")
-                elif shape is not None and ds.shape[1:] != shape:
-                    problems.append(f"field {name!r} has shape {ds.shape}, expected {(clips, *shape)}")
-                elif kind not in (None, ds.dtype.kind if kind == "S" else f"{ds.dtype.kind}{ds.dtype.itemsize}"):
-                    problems.append(f"field {name!r} is stored as {ds.dtype}, expected {kind}")
-            if complete and not problems:
-                problems = _value_problems(f, manifest["texts"]["count"])
-    except (OSError, KeyError, ValueError) as exc:
-        problems = [f"unreadable ({exc})"]
-    return [f"{path}: {p}" for p in problems]
 
 
 def summarize(manifest: dict) -> dict:
@@ -249,14 +197,11 @@ def summarize(manifest: dict) -> dict:
     caption, failures by reason."""
     splits = {}
     for name, info in manifest["splits"].items():
-        size = sum(s["bytes"] for s in info["shards"])
-        splits[name] = {
-            "clips": info["clips"],
-            "shards": len(info["shards"]),
-            "bytes": size,
-            "bytes_per_clip": size / info["clips"] if info["clips"] else 0.0,
-            "salient_fraction": info["salient"] / info["clips"] if info["clips"] else 0.0,
-        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
+        size, clips = sum(s["bytes"] for s in info["shards"]), info["clips"]
+        splits[name] = {"clips": clips, "shards": len(info["shards"]), "bytes": size,
+                        "bytes_per_clip": size / clips if clips else 0.0,
+                        "salient_fraction": info["salient"] / clips if clips else 0.0,
+                        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
     return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype", "saliency")},
             "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
             "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}

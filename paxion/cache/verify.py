@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paxion.atomic import TMP_MARK
-from paxion.cache.manifest import PARTS_DIR, extra_file, read_manifest, read_texts, shard_problems
+from paxion.cache.manifest import PARTS_DIR, extra_file, read_manifest, read_texts
+from paxion.cache.reader import open_shard
 from paxion.errors import CacheError
 
 
@@ -31,7 +32,10 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
             problems.append(f"split {split!r}: shard clip counts do not add up to {info['clips']}")
     shards = [s for info in manifest["splits"].values() for s in info["shards"]]
     for done, record in enumerate(shards, start=1):
-        problems += shard_problems(root / record["file"], manifest, record, hashed=True, complete=True)
+        found, f, _ = open_shard(root / record["file"], manifest, record, hashed=True, complete=True)
+        problems += found
+        if f is not None:
+            f.close()
         if progress:
             progress(done, len(shards))
     return problems

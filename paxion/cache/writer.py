@@ -9,19 +9,13 @@ import h5py
 import numpy as np
 import xxhash
 
-from paxion.atomic import atomic_path, temporary_name
-from paxion.cache.manifest import file_record
+from paxion.atomic import atomic_path, remove_stale_temporaries, temporary_name
+from paxion.cache.manifest import FEATURES, TABLE, file_record
 from paxion.cache.quant import CHANNEL_SCALE, SCALE, quantize_int8
 from paxion.errors import CacheError, PaxionError
 
 TOKEN_FIELDS = ("tokens", "tokens_rev")
 TOKEN_DTYPES = ("fp16", "int8")
-
-
-def _fixed_utf8(strings: list[str]) -> np.ndarray:
-    """Strings as one fixed-length UTF-8 bytes array (h5py stores it as an HDF5 UTF-8 string dataset)."""
-    encoded = [s.encode() for s in strings]
-    return np.array(encoded, dtype=h5py.string_dtype("utf-8", max([1, *map(len, encoded)])))
 
 
 def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
@@ -31,19 +25,6 @@ def _add_field(f: h5py.File, name: str, data: np.ndarray) -> None:
 
 def _digest(a: np.ndarray) -> str:
     return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).data)
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporaries of `path` (`paxion.atomic.temporary_name`) left by processes of this host that are
-    gone (killed mid-write); those of live processes and of other hosts stay."""
-    this_host = temporary_name(path).name.rsplit("-", 2)[0]  # "{name}.tmp-{host}"
-    for tmp in path.parent.glob(f"{this_host}-*"):
-        try:
-            os.kill(int(tmp.name[len(this_host) + 1 :].split("-")[0]), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (OSError, ValueError):  # alive (another user's), or not a name temporary_name makes
-            pass
 
 
 def _cannot_write(path: Path, exc: BaseException) -> PaxionError:
@@ -60,6 +41,8 @@ class ShardWriter:
     capacity: the most clips the shard will hold (its planned size; failed clips make it smaller).
     token_dtype: "fp16" or "int8" (`paxion.cache.quant`: per-token and per-channel scales) for `tokens` and
         `tokens_rev`.
+    Video features (fields named after `FEATURES`) are datasets written as they come; every other field is a
+    column of the shard's `clips` table, written at `finish()` (strings as UTF-8 at the longest one's length).
     """
 
     def __init__(self, path: str | Path, *, capacity: int, token_dtype: str = "fp16") -> None:
@@ -70,8 +53,8 @@ class ShardWriter:
         self.tmp = temporary_name(self.path)
         self.capacity, self.token_dtype, self.count = capacity, token_dtype, 0
         self._file: h5py.File | None = None  # opened lazily on the first append (never before a fork)
-        self._strings: dict[str, list[str]] = {}  # string fields, written at finish() once their longest is known
-        self._hashes: dict[str, xxhash.xxh3_128] = {}  # of each field's bytes as handed to h5py, in order
+        self._columns: dict[str, list[np.ndarray]] = {}  # the table's fields, batch by batch
+        self._hashes: dict[str, xxhash.xxh3_128] = {}  # of each feature's bytes as handed to h5py, in order
 
     def append(self, batch: dict[str, np.ndarray]) -> None:
         """Add a batch of clips: a dict of arrays whose first axis is the clip (tokens as float32)."""
@@ -90,54 +73,53 @@ class ShardWriter:
             if self._file is None:
                 self._file = h5py.File(self.tmp, "w")
                 for name, a in arrays.items():
-                    if a.dtype.kind in "OU":
-                        self._strings[name] = []
-                    else:
-                        shape = (self.capacity, *a.shape[1:])
-                        self._file.create_dataset(name, shape=shape, dtype=a.dtype, track_times=False)
+                    if name.startswith(FEATURES):
+                        self._file.create_dataset(name, (self.capacity, *a.shape[1:]), a.dtype, track_times=False)
                         self._hashes[name] = xxhash.xxh3_128()
             for name, a in arrays.items():
-                if name in self._strings:
-                    self._strings[name] += [str(s) for s in a]
-                else:
+                if name in self._hashes:
                     a = np.ascontiguousarray(a, dtype=self._file[name].dtype)
                     self._file[name][self.count : self.count + n] = a
                     self._hashes[name].update(a.data)
+                else:
+                    self._columns.setdefault(name, []).append(np.asarray(a))
         except (OSError, RuntimeError) as exc:
             raise _cannot_write(self.path, exc) from None
         self.count += n
 
     def finish(self) -> dict | None:
-        """Put the shard at its clip count with its string fields, re-read every field through h5py and compare it
-        with the bytes handed in, fsync and rename it into place; returns {file, clips, bytes, xxh3_128}, or None
-        if it got no clip.
+        """Write the `clips` table, put the shard at its clip count, re-read every dataset through h5py and compare
+        it with the bytes handed in, fsync and rename it into place; returns {file, clips, bytes, xxh3_128,
+        fields} (`fields`: every field's name, sorted), or None if it got no clip.
 
-        Raises CacheError when a field reads back otherwise than written."""
+        Raises CacheError when a dataset reads back otherwise than written."""
         if self._file is None:
             return None
-        expected = {name: h.hexdigest() for name, h in self._hashes.items()}
+        columns = {name: np.concatenate(parts) for name, parts in self._columns.items()}
+        for name, a in columns.items():  # strings: UTF-8 at the longest one's length (an HDF5 UTF-8 string column)
+            if a.dtype.kind in "OU":
+                encoded = [str(s).encode() for s in a.tolist()]
+                columns[name] = np.array(encoded, h5py.string_dtype("utf-8", max([1, *map(len, encoded)])))
+        table = np.empty(self.count, [(name, a.dtype, a.shape[1:]) for name, a in columns.items()])
+        for name, a in columns.items():
+            table[name] = a
+        expected = {name: h.hexdigest() for name, h in self._hashes.items()} | {TABLE: _digest(table)}
         with atomic_path(self.path) as final:
             try:
+                _add_field(self._file, TABLE, table)
                 if self.count < self.capacity:  # contiguous datasets cannot shrink: copy each field at its size
                     with h5py.File(final, "w") as shrunk:
                         for name, ds in self._file.items():
                             _add_field(shrunk, name, ds[: self.count])
                 self._file.close()
-                if self.count == self.capacity:
-                    os.replace(self.tmp, final)
-                else:
-                    os.unlink(self.tmp)
+                os.replace(self.tmp, final) if self.count == self.capacity else os.unlink(self.tmp)
                 self._file = None
-                with h5py.File(final, "r+") as f:
-                    for name, strings in self._strings.items():
-                        _add_field(f, name, encoded := _fixed_utf8(strings))
-                        expected[name] = _digest(encoded)
                 with h5py.File(final, "r") as f:
                     wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]
                 if wrong:
                     raise CacheError(f"{self.path}: fields {wrong} read back otherwise than written (disk or HDF5 "
                                      "fault)")
-                record = file_record(final, clips=self.count)
+                record = file_record(final, clips=self.count, fields=sorted([*self._hashes, *columns]))
             except (OSError, RuntimeError) as exc:
                 raise _cannot_write(self.path, exc) from None
         return record | {"file": self.path.name}

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import torch
 
-from paxion.atomic import TMP_MARK, ensure_dir, save_torch, write_json
+from paxion.atomic import TMP_MARK, ensure_dir, remove_stale_temporaries, save_torch, write_json
 from paxion.bench.files import read_bench
 from paxion.cache.manifest import (
     CONFIG_FILE,
@@ -30,7 +30,7 @@ from paxion.cache.manifest import (
     read_json,
     shard_file,
 )
-from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, remove_stale_temporaries, write_texts
+from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.device import resolve_device
 from paxion.errors import CacheError, PaxionError
 from paxion.extract.decoding import decode_batches

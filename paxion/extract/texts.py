@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from paxion.atomic import write_json
+from paxion.cache.manifest import MANIFEST_FILE, check_backbone
+from paxion.cache.reader import Cache
+from paxion.cache.writer import write_texts
+from paxion.errors import PaxionError
 
 SAME_TOLERANCE = 1e-6  # a negative whose cosine with its caption is within this of 1 can only tie with it
 TEXT_FIELDS = {"caption": "caption_idx", "template": "template_idx", "aa_caption": "aa_idx", "or_caption": "or_idx"}
@@ -66,3 +73,38 @@ def same_as_caption(emb: np.ndarray, caption_idx: np.ndarray, negative_idx: np.n
     norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
     cosine = (a * b).sum(-1) / np.maximum(norms, np.finfo(np.float64).tiny)
     return has & (cosine >= 1 - SAME_TOLERANCE)
+
+
+def add_texts(root: str | Path, texts: Sequence[str], *, backbone=None, device: str | torch.device = "cpu",
+              batch_size: int = 256) -> list[str]:
+    """`paxion cache add-texts`: append the `texts` not yet in a cache's text table, embedded by the cache's backbone
+    with its text tower alone (no video decoded, no shard touched); returns those added, in their first order.
+
+    The table grows at its end, so every existing index stays valid; texts.h5 is rewritten atomically, then the
+    manifest's texts record (count, bytes, xxh3_128). Nothing is loaded when no text is new.
+    backbone: the Backbone to embed with (default None: load the manifest's backbone spec on `device`); its name
+        and config hash must match the manifest's (CacheError otherwise).
+    Raises PaxionError (one line) when the backbone cannot be loaded, saying what to run where it can.
+    """
+    root, cache = Path(root), Cache(root)
+    known = set(cache.texts)
+    new = [t for t in dict.fromkeys(texts) if t not in known]
+    if not new:
+        return []
+    if backbone is None:
+        from paxion.extract.backbones import load_backbone
+
+        spec = cache.manifest["backbone"]["name"]
+        try:
+            backbone = load_backbone(spec, device=device)
+        except (PaxionError, OSError, ImportError) as exc:
+            raise PaxionError(
+                f"{root}: {len(new)} texts (first {new[0]!r}) are not in the text table and backbone {spec!r} cannot "
+                f"be loaded to encode them ({str(exc).splitlines()[0]}); run `paxion cache add-texts {root} FILE` "
+                "where it can"
+            ) from None
+    check_backbone(cache.manifest, backbone, root=root)
+    emb = np.concatenate([cache.text_emb.astype(np.float32), encode_texts(backbone, new, batch_size=batch_size)])
+    record = write_texts(root / cache.manifest["texts"]["file"], cache.texts + new, emb)
+    write_json(root / MANIFEST_FILE, cache.manifest | {"texts": record})
+    return new

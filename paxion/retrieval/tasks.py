@@ -220,16 +220,16 @@ def zeroshot_texts(cache, split: str, classes: list[str] | None, prompt: str | N
 def zeroshot_cache(cache, *, split: str = "validation", classes: list[str] | None = None, prompt: str | None = None,
                    device: str | torch.device = "cpu", backbone=None) -> tuple[object, list[str]]:
     """(cache, added): the cache with every zero-shot candidate text (`zeroshot_texts`) in its text table, and the
-    texts this call encoded into it with the cache's backbone (`paxion.cache.texts.add_texts`; backbone: the loaded
+    texts this call encoded into it with the cache's backbone (`paxion.extract.texts.add_texts`; backbone: the loaded
     Backbone to use, default None = load the manifest's spec on `device`). The cache itself when none was missing,
     else reopened from disk (same verify). Raises PaxionError (one line, saying to run `paxion cache add-texts`
     where the backbone can be loaded) when texts are missing and the backbone cannot be loaded.
     """
     from paxion.cache.reader import Cache
-    from paxion.cache.texts import add_texts, missing_texts
+    from paxion.extract.texts import add_texts
 
-    texts = zeroshot_texts(cache, split, classes, prompt)
-    if not missing_texts(cache, texts):
+    texts, known = zeroshot_texts(cache, split, classes, prompt), set(cache.texts)
+    if all(text in known for text in texts):
         return cache, []
     added = add_texts(cache.root, texts, backbone=backbone, device=device)
     return Cache(cache.root, verify=cache.verify), added

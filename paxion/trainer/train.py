@@ -18,7 +18,7 @@ from paxion.cache.loader import TRAIN_FIELDS, CacheLoader, parse_bytes
 from paxion.cache.manifest import read_json
 from paxion.cache.reader import Cache
 from paxion.device import resolve_device
-from paxion.errors import CacheError, PaxionError, first_line
+from paxion.errors import PaxionError, first_line
 from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
 from paxion.scoring import ModelScorer, load_scorer
 from paxion.trainer import distributed
@@ -85,11 +85,9 @@ def _loader_fields(cache: Cache, config: TrainConfig) -> tuple[str, ...]:
     fields = TRAIN_FIELDS + (("tokens_rev", "pooled_rev") if cache.temporal else ())
     if config.objective not in MC_OBJECTIVES:
         return fields
-    try:
-        cache.read_shard(config.split, 0, fields=list(MC_FIELDS))
-    except CacheError:
+    if not set(MC_FIELDS) <= cache.fields(config.split):
         raise PaxionError(f"{cache.root}: --objective {config.objective} needs multiple-choice fields "
-                          f"({', '.join(MC_FIELDS)}), which only a NExT-QA bench's cache has") from None
+                          f"({', '.join(MC_FIELDS)}), which only a NExT-QA bench's cache has")
     return fields + MC_FIELDS
 
 
