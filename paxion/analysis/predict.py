@@ -11,19 +11,7 @@ from paxion.analysis.items import actionbench_records, prediction_records, ranki
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import dense_first_hits, ensemble_probabilities, first_hits
-from paxion.retrieval.tasks import (
-    RETRIEVAL_TASKS,
-    TASKS,
-    _class_text_ids,
-    _clip_keys,
-    _encode,
-    _read_fields,
-    prompted,
-    score_matrix,
-    zeroshot_answers,
-    zeroshot_cache,
-    zeroshot_candidates,
-)
+from paxion.retrieval.tasks import RETRIEVAL_TASKS, TASKS, _clip_keys, _encode, choice_candidates, score_matrix
 from paxion.scoring import conditioned
 from paxion.trainer.evaluate import actionbench
 
@@ -79,24 +67,11 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         return ranking_records([ids[i] for i in kept], task, [[names[j] for j in row] for row in top], top_scores,
                                [cache.texts[int(k)] for k in keys[kept]], ranks, ties,
                                classes=[cache.texts[int(k)] for k in keys[kept]])
-    if task == "mc":
-        fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
-        text_ids, answers = fields["mc_idx"].astype(np.int64), np.asarray(fields["mc_answer"], np.int64)
-        kept = np.ones(len(answers), dtype=bool)
-        labels = [[cache.texts[int(t)] for t in row] for row in text_ids]
-        names = None
-    else:
-        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
-        names = zeroshot_candidates(cache, split, classes)
-        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
-        answers = zeroshot_answers(cache, split, names)
-        kept = answers >= 0
-        labels = [[cache.texts[int(t)] for t in text_ids]] * len(answers)
-    kept = np.flatnonzero(kept if clips is None else kept & clips)
-    if not len(kept):
-        raise PaxionError(f"task {task!r}: no clip of split {split!r} to score")
-    rows = np.zeros(len(answers), dtype=bool)
-    rows[kept] = True
+    cache, text_ids, answers, rows, names = choice_candidates(cache, split, task, classes=classes, prompt=prompt,
+                                                              clips=clips, device=device)
+    labels = ([[cache.texts[int(t)] for t in row] for row in text_ids] if text_ids.ndim == 2
+              else [[cache.texts[int(t)] for t in text_ids]] * len(answers))
+    kept = np.flatnonzero(rows)
     scored = [(score_matrix(cache, s, split, text_ids, rows=rows, **options), s.scale)
               for s in [scorer] + ([ensemble_with] if ensemble_with is not None else [])]
     scores = scored[0][0] if ensemble_with is None else ensemble_probabilities(*scored[0], *scored[1])

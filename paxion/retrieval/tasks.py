@@ -235,6 +235,30 @@ def zeroshot_cache(cache, *, split: str = "validation", classes: list[str] | Non
     return Cache(cache.root, verify=cache.verify), added
 
 
+def choice_candidates(cache, split: str, task: str, *, classes: list[str] | None = None, prompt: str | None = None,
+                      clips: np.ndarray | None = None, device: str | torch.device = "cpu"):
+    """(cache, text_ids, answers, kept, names) of a choice task ("mc" or "zeroshot") on a split: the candidates'
+    rows in the text table (mc: per clip [n, K]; zeroshot: shared [m], class texts the table lacks encoded first,
+    so the cache may be reopened), each clip's right candidate int64 [n], the bool mask [n] of the clips to score
+    (listed in `clips`; zeroshot: of a class in `classes`) and the zeroshot class names (None for mc).
+    Raises PaxionError when no clip is left to score."""
+    names = None
+    if task == "mc":
+        fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
+        text_ids, answers = fields["mc_idx"].astype(np.int64), np.asarray(fields["mc_answer"], np.int64)
+        kept = np.ones(len(answers), dtype=bool)
+    else:
+        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
+        names = zeroshot_candidates(cache, split, classes)
+        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
+        answers = zeroshot_answers(cache, split, names)
+        kept = answers >= 0
+    kept = kept if clips is None else kept & clips
+    if not kept.any():
+        raise PaxionError(f"task {task!r}: no clip of split {split!r} to score (none listed, or none of a listed class)")
+    return cache, text_ids, answers, kept, names
+
+
 def zeroshot_answers(cache, split: str, names: list[str]) -> np.ndarray:
     """Per clip of the split, the position in `names` of its class text (compared as text), -1 = not listed."""
     class_idx = _read_fields(cache, split, "zeroshot", ["class_idx"])["class_idx"]
@@ -296,19 +320,8 @@ def run_task(
                                 progress=_stage(progress, name, cache.num_clips(split))), s.scale)
                   for s, name in scorers]
         return dense_retrieval(scored, keys[kept], text_ids, ks=tuple(ks))
-    if task == "mc":
-        fields = _read_fields(cache, split, task, ["mc_idx", "mc_answer"])
-        text_ids, answers = fields["mc_idx"].astype(np.int64), fields["mc_answer"]
-        kept = np.ones(len(answers), dtype=bool)
-    else:
-        cache, _ = zeroshot_cache(cache, split=split, classes=classes, prompt=prompt, device=device)
-        names = zeroshot_candidates(cache, split, classes)
-        text_ids = _class_text_ids(cache, prompted(names, prompt), "class text")
-        answers = zeroshot_answers(cache, split, names)
-        kept = answers >= 0
-    kept = kept if clips is None else kept & clips
-    if not kept.any():
-        raise PaxionError(f"task {task!r}: no clip of split {split!r} to score (none listed, or none of a listed class)")
+    cache, text_ids, answers, kept, _ = choice_candidates(cache, split, task, classes=classes, prompt=prompt,
+                                                          clips=clips, device=device)
     scored = [(score_matrix(cache, s, split, text_ids, rows=kept, device=device, batch_size=batch_size,
                             progress=_stage(progress, name, cache.num_clips(split))), s.scale) for s, name in scorers]
     if ensemble_with is not None:
