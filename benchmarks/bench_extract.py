@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from _tiny import parse_args
 
-from paxion.cache.manifest import read_manifest, summarize
+from paxion.cache.manifest import read_manifest
 from paxion.device import resolve_device
 from paxion.errors import BackboneError
 from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
 from paxion.extract.video import read_frames
+from paxion.report.tables import cache_summary
 
 
 def make_world(root: Path, clips: int) -> tuple[Path, Path]:
@@ -91,7 +92,7 @@ def main() -> None:
         extract(bench, videos, root / f"cache-{dtype}", backbone, frames=args.frames, batch_size=args.batch_size,
                 workers=args.workers, device=device, token_dtype=dtype)
         extract_s[dtype] = time.perf_counter() - start
-        sizes[dtype] = summarize(read_manifest(root / f"cache-{dtype}"))["splits"]["train"]["bytes_per_clip"]
+        sizes[dtype] = cache_summary(read_manifest(root / f"cache-{dtype}"))["splits"]["train"]["bytes_per_clip"]
 
     n = len(rows)
     print(f"forward pass alone (decoded frames): {n / forward_s:8.1f} clips/s")

@@ -55,7 +55,7 @@ def write_random_cache(root: Path, *, clips: int, shard_size: int, token_dtype: 
                 "tokens_per_frame": TOKENS, "num_params": 0}
     write_json(root / "manifest.json", {
         "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": token_dtype,
-        "bench": {"builtin_world": False}, "texts": texts, "splits": {"train": {"clips": clips, "shards": shards}},
+        "bench": {"builtin_world": False}, "texts": texts, "files": {}, "splits": {"train": {"clips": clips, "shards": shards}},
         "failed": []})
 
 

@@ -460,10 +460,10 @@ def cache_group() -> None:
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 def cache_info(root: str) -> None:
     """Print a cache's backbone, token dtype, clips and bytes per split, and failed clips by reason."""
-    from paxion.cache.manifest import read_manifest, summarize
-    from paxion.report.tables import cache_table
+    from paxion.cache.manifest import read_manifest
+    from paxion.report.tables import cache_summary, cache_table
 
-    info = summarize(read_manifest(root))
+    info = cache_summary(read_manifest(root))
     bb = info["backbone"]
     console.print(f"{root}: backbone {bb['name']} ({bb['config_hash']}, {bb['num_params']:,} parameters, "
                   f"{'temporal' if bb['temporal'] else 'frame-wise'}), {info['frames']} frames, "
@@ -519,7 +519,7 @@ def cache_add_texts(root: str, file: str, prompt: str | None, device: str) -> No
 # ---- train / eval ----
 
 def _memory_budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from paxion.cache.loader import parse_bytes
+    from paxion.trainer.config import parse_bytes
 
     try:
         return None if value is None else parse_bytes(value)

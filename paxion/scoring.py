@@ -180,7 +180,7 @@ def iter_batches(
         raise PaxionError(f"batch size must be at least 1, got {batch_size}")
     check_split(cache, split)
     for k in range(cache.num_shards(split)):
-        shard = cache.read_shard(split, k, list(fields), dequantize=False)
+        shard = cache.read_shard(split, k, list(fields))
         n = len(shard[fields[0]])
         for start in range(0, n, batch_size):
             rows = slice(start, start + batch_size)

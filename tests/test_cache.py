@@ -13,13 +13,15 @@ import pytest
 from fakes import FakeBackbone, make_bench
 
 from paxion.atomic import TMP_MARK, temporary_name
-from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, summarize, write_json
+from paxion.cache import reader
+from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
 from paxion.cache.writer import ShardWriter, write_texts
 from paxion.errors import CacheError
 from paxion.extract import pipeline
 from paxion.extract.pipeline import extract
+from paxion.report.tables import cache_summary
 
 
 @pytest.fixture()
@@ -45,28 +47,41 @@ def test_reader_contract(cache_dir):
 
 
 @pytest.mark.parametrize("token_dtype", ["fp16", "int8"])
-def test_reader_returns_float16_tokens_and_split_equals_its_shards(tmp_path, token_dtype):
+def test_reader_returns_fields_as_stored_and_split_equals_its_shards(tmp_path, token_dtype):
     bench = make_bench(tmp_path / "world", {"train": 5})
-    backbone = FakeBackbone()
-    extract(*bench, tmp_path / "cache", backbone, frames=4, workers=0, shard_size=2, batch_size=2,
+    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=2, batch_size=2,
             token_dtype=token_dtype)
-    cache = Cache(tmp_path / "cache", verify=True)
+    cache, int8 = Cache(tmp_path / "cache", verify=True), token_dtype == "int8"
     whole = cache.read_split("train")
-    assert whole["tokens"].dtype == np.float16 and whole["pooled"].dtype == np.float32
-    assert whole["caption_idx"].dtype == np.int32 and not any(name.endswith("_scale") for name in whole)
+    assert whole["tokens"].dtype == (np.int8 if int8 else np.float16) and whole["pooled"].dtype == np.float32
+    assert whole["caption_idx"].dtype == np.int32
+    assert {n for n in whole if n.endswith("_scale")} == ({"tokens_scale", "tokens_channel_scale"} if int8 else set())
     shards = [cache.read_shard("train", k) for k in range(cache.num_shards("train"))]
     assert [len(s["id"]) for s in shards] == [2, 2, 1]
     for name, value in whole.items():
         assert np.array_equal(value, np.concatenate([s[name] for s in shards]))
     assert list(cache.read_split("train", ["id"])) == ["id"]
-    # the tokens are the backbone's, stored as float16 or as int8 + scale and dequantised: compare independently
-    with h5py.File(tmp_path / "cache" / "train-00001.h5") as f:
-        stored = f["tokens"][()]
-        step = f["tokens_scale"][()].astype(np.float32)[..., None] * f["tokens_channel_scale"][()].astype(
-            np.float32)[:, None, None, :] if token_dtype == "int8" else None
-        expected = stored if token_dtype == "fp16" else (stored.astype(np.float32) * step).astype(np.float16)
-    assert stored.dtype == (np.float16 if token_dtype == "fp16" else np.int8)
-    assert np.array_equal(shards[1]["tokens"], expected)
+    with h5py.File(tmp_path / "cache" / "train-00001.h5") as f:  # every feature as h5py reads it
+        features = {name: ds[()] for name, ds in f.items() if name != "clips"}
+    assert set(features) == {"tokens", "frames", "pooled"} | ({"tokens_scale", "tokens_channel_scale"} if int8 else set())
+    for name, value in features.items():
+        assert shards[1][name].dtype == value.dtype and np.array_equal(shards[1][name], value)
+
+
+def test_at_most_max_open_shards_stay_open_and_reads_stay_right(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_OPEN_SHARDS", 2)
+    bench = make_bench(tmp_path / "world", {"train": 5})
+    extract(*bench, tmp_path / "cache", FakeBackbone(), frames=4, workers=0, shard_size=1, batch_size=2)
+    cache, fd_dir = Cache(tmp_path / "cache"), Path("/proc/self/fd")
+
+    def open_shards() -> set[str]:
+        targets = {os.path.realpath(fd_dir / fd) for fd in os.listdir(fd_dir)}
+        return {Path(t).name for t in targets if t.startswith(str(tmp_path / "cache" / "train-"))}
+
+    first = [cache.read_shard("train", k)["id"][0] for k in range(5)]
+    assert open_shards() == {"train-00003.h5", "train-00004.h5"}  # the two used last
+    assert [cache.read_shard("train", k)["id"][0] for k in range(5)] == first  # reopened after being closed
+    assert list(cache.read_split("train", ["id"])["id"]) == first
 
 
 def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):
@@ -206,7 +221,7 @@ def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
                 "tokens_per_frame": 1}
     splits = {"train": {"clips": 3, "shards": [record]}}
     write_json(tmp_path / "manifest.json", {"schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": 1,
-                                            "token_dtype": "fp16", "texts": texts, "splits": splits})
+                                            "token_dtype": "fp16", "texts": texts, "files": {}, "splits": splits})
     got = Cache(tmp_path).read_split("train")["id"]
     assert got.dtype == object and got.tolist() == ["a", "clip-é-ü-longer", "日本"]
 
@@ -264,7 +279,7 @@ def test_the_read_benchmark_runs_on_tiny_input():
 def test_summary_counts_clips_bytes_and_failures(tmp_path):
     bench = make_bench(tmp_path / "world", {"train": 3}, bad={"t0": "missing"})
     extract(*bench, tmp_path / "c", FakeBackbone(), frames=4, workers=0)
-    info = summarize(read_manifest(tmp_path / "c"))
+    info = cache_summary(read_manifest(tmp_path / "c"))
     assert info["splits"]["train"]["clips"] == 2 and info["failed"] == 1
     size = (tmp_path / "c" / "train-00000.h5").stat().st_size
     assert info["splits"]["train"]["bytes_per_clip"] == size / 2

@@ -158,7 +158,7 @@ CASES = [
     ("cache-info-not-a-cache", ["cache", "info", "{videos}"], "manifest.json: missing"),
     ("cache-info-bad-manifest", ["cache", "info", "{bad_manifest}"], "manifest.json: unreadable"),
     ("cache-info-mistyped-manifest", ["cache", "info", "{mistyped}"],
-     "manifest.json: malformed (split 'train' shard 0: 'bytes' must be an integer)"),
+     "manifest.json: malformed (manifest.splits['train'].shards[0].bytes must be an integer)"),
     ("cache-verify-truncated-shard", ["cache", "verify", "{truncated}"],
      "1 problem(s) found, the first: {truncated}/train-00000.h5: {truncated_size} bytes, the manifest says"),
     ("cache-verify-not-a-cache", ["cache", "verify", "{videos}"], "manifest.json: missing"),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from paxion.cache.quant import as_float32
 from paxion.errors import BackboneError
 from paxion.extract.backbones import backbone_entries, load_backbone
 
@@ -308,7 +309,8 @@ def test_temporal_flag_matches_a_flipped_clip(kind, request):
     assert bb.temporal == listed == (not order_free) == (kind == "hf-xclip")
 
 
-def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path):
+@pytest.mark.parametrize("token_dtype", ["fp16", "int8"])
+def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path, token_dtype):
     import h5py
     from fakes import make_bench
 
@@ -319,19 +321,26 @@ def test_xclip_cache_reads_reversed_tokens_it_does_not_store(xclip_dir, tmp_path
 
     bench, videos = make_bench(tmp_path / "world", {"validation": 3})
     bb = load_backbone("hf-xclip:" + xclip_dir)
-    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0).complete
+    assert extract(bench, videos, tmp_path / "c", bb, frames=FRAMES, batch_size=2, workers=0,
+                   token_dtype=token_dtype).complete
     cache = Cache(tmp_path / "c", backbone=bb)
     for shard in cache.manifest["splits"]["validation"]["shards"]:
         with h5py.File(tmp_path / "c" / shard["file"], "r") as f:
-            assert "tokens_rev" not in f and "pooled_rev" in f
-    got = cache.read_split("validation", ["tokens", "tokens_rev", "pooled_rev"])
+            assert not any(name.startswith("tokens_rev") for name in f) and "pooled_rev" in f
+    stored = cache.read_split("validation", ["tokens", "tokens_rev", "pooled_rev"])
+    got = {name: t.numpy() for name, t in as_float32({n: torch.from_numpy(a) for n, a in stored.items()}).items()}
     np.testing.assert_array_equal(got["tokens_rev"], got["tokens"][:, ::-1])
     rows = [json.loads(line) for line in (bench / "validation.jsonl").read_text().splitlines()]
     size, crop = bb.decode_geometry
     clips = np.stack([read_frames(videos / r["video"], num_frames=FRAMES, size=size, crop=crop) for r in rows])
     rev = bb.encode_video(bb.preprocess(clips).flip(1))
     np.testing.assert_allclose(got["pooled_rev"], rev.pooled.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got["tokens_rev"], rev.tokens.numpy(), rtol=2e-3, atol=2e-3)
+    if token_dtype == "fp16":
+        np.testing.assert_allclose(got["tokens_rev"], rev.tokens.numpy(), rtol=2e-3, atol=2e-3)
+    else:  # within half a quantisation step (per-token scale x channel scale) of the reversed clip's tokens
+        step = stored["tokens_rev_scale"].astype(np.float32)[..., None] * stored["tokens_rev_channel_scale"].astype(
+            np.float32)[:, None, None, :]
+        assert (np.abs(got["tokens_rev"] - rev.tokens.numpy()) <= 0.5 * step + 2e-3).all()
     assert verify_cache(tmp_path / "c") == []
 
 

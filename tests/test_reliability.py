@@ -180,12 +180,17 @@ def test_a_writer_keeps_the_temporaries_of_another_host_with_the_same_pid(monkey
 
 def test_sigint_stops_in_one_line_and_a_rerun_resumes(world, reference, tmp_path):
     out = tmp_path / "cache"
-    proc = _start(_args(world, out))
-    while not (out / "parts" / "validation-00000.json").exists():
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    (out / "parts").mkdir(parents=True)
+    fd = _hold(out / "parts" / "validation-00007.lock")  # the run waits for shard 7, so it is still running below
+    try:
+        proc = _start(_args(world, out))
+        while not (out / "parts" / "validation-00000.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(fd)
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     assert [line for line in (stdout + stderr).splitlines() if line.strip()] == ["error: aborted"]

@@ -11,12 +11,13 @@ from click.testing import CliRunner
 from fakes import FakeBackbone, make_bench
 
 from paxion import cli as cli_module
-from paxion.cache.manifest import read_manifest, summarize
+from paxion.cache.manifest import read_manifest
 from paxion.cache.reader import Cache
 from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
 from paxion.extract.saliency import state_change
 from paxion.extract.video import read_frames
+from paxion.report.tables import cache_summary
 
 TEXT = {"vocab_size": 60, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "max_position_embeddings": 24, "encoder_hidden_size": 32, "bos_token_id": 2, "sep_token_id": 3,
@@ -100,7 +101,7 @@ def test_thresholds_are_options_and_the_salient_fraction_is_shown(bench, tmp_pat
         "--saliency-theta-vv", str(theta_vv)])
     assert out.exit_code == 0, out.output
     assert f"salient: {salient} of 3 clips ({100 * salient / 3:.1f}%)" in out.output
-    info = summarize(read_manifest(cache))
+    info = cache_summary(read_manifest(cache))
     assert info["saliency"] == {"delta_vt": delta_vt, "theta_vv": theta_vv, "backbone": None}
     assert info["splits"]["validation"]["salient_fraction"] == salient / 3
     shown = runner.invoke(cli_module.cli, ["cache", "info", cache]).output

@@ -14,7 +14,7 @@ from paxion.cli import cli
 from paxion.errors import PaxionError
 from paxion.models.patched import load_model
 from paxion.scoring import load_scorer
-from paxion.trainer.config import TrainConfig, field_help, resolve_config
+from paxion.trainer.config import TrainConfig, field_help, parse_bytes, resolve_config
 from paxion.trainer.evaluate import actionbench
 from paxion.trainer.train import _initialise_patcher, train
 
@@ -188,3 +188,12 @@ def test_eval_every_epoch_appends_a_learning_curve(cache_dir, tmp_path):
     curve = [m for m in lines if "aa" in m and "eval" not in m]
     assert [m["epoch"] for m in curve] == [1, 2]
     assert curve[-1] == {"epoch": 2, **accuracies(summary["eval"]), "or": summary["eval"]["or"]["accuracy"]}
+
+
+def test_parse_bytes():
+    assert parse_bytes("2GB") == 2_000_000_000
+    assert parse_bytes("1.5 KiB") == 1536
+    assert parse_bytes("123") == 123
+    for bad in ("lots", "2XB", "-1GB"):
+        with pytest.raises(PaxionError):
+            parse_bytes(bad)

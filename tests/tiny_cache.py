@@ -97,7 +97,7 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
         "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": "fp16",
         "saliency": {"delta_vt": 0.003, "theta_vv": 0.95, "backbone": None},
         "bench": {"dataset": "tiny", "builtin_world": builtin_world, "classes": None, "temporal_classes": None},
-        "texts": texts_record, "splits": splits, "failed": []})
+        "texts": texts_record, "files": {}, "splits": splits, "failed": []})
     return root
 
 

@@ -4,7 +4,6 @@ on a background thread and shuffled together."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,32 +12,20 @@ import numpy as np
 import torch
 
 from paxion.cache.manifest import field_specs
-from paxion.cache.quant import CHANNEL_SCALE, SCALE, as_float32
+from paxion.cache.quant import as_float32, with_scales
 from paxion.errors import CacheError, PaxionError
 
 TRAIN_FIELDS = ("tokens", "pooled", "caption_idx", "template_idx", "aa_idx", "salient")  # + reversed for temporal
 DEFAULT_MEMORY_BUDGET = 2 * 1000**3  # bytes; a split under this stays resident on the device
 MAX_POOL_SHARDS = 8  # shards shuffled together when streaming; fewer when two pools overrun the memory budget
 
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
-
-def parse_bytes(text: str | int) -> int:
-    """Parse a size such as "2GB", "512MiB" or "1000000" into a number of bytes."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise PaxionError(f"not a size: {text!r} (use e.g. 2GB, 512MiB or a number of bytes)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
 
 def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
     """The bytes one clip's `fields` take on the device as stored (`field_specs`; an int8 field with its scales,
     4 for a field of any dtype or one the manifest does not name)."""
     specs = field_specs(manifest)
-    names = [m for n in fields for m in (n, n + SCALE, n + CHANNEL_SCALE) if m == n or n + SCALE in specs]
     return sum(math.prod(shape) * (int(kind[1:]) if kind and kind != "O" else 4)
-               for kind, shape in (specs.get(n, (None, ())) for n in names))
+               for kind, shape in (specs.get(n, (None, ())) for n in with_scales(fields, specs.__contains__)))
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ class CacheLoader:
 
     def __init__(self, cache, split: str = "train", *, batch_size: int = 32, device: str | torch.device = "cpu",
                  fields: Sequence[str] | None = None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
-                 memory_budget: int | str = DEFAULT_MEMORY_BUDGET, pool_shards: int | None = None, rank: int = 0,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET, pool_shards: int | None = None, rank: int = 0,
                  world_size: int = 1) -> None:
         if split not in cache.splits:
             raise CacheError(f"the cache has no split {split!r} (it has: {', '.join(cache.splits) or 'none'})")
@@ -103,7 +90,7 @@ class CacheLoader:
         self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
         self.num_clips = sum(self.shard_sizes)
         clip_bytes = _clip_bytes(cache.manifest, self.fields)
-        self.nbytes, budget = self.num_clips * clip_bytes, parse_bytes(memory_budget)
+        self.nbytes, budget = self.num_clips * clip_bytes, memory_budget
         self.resident = self.nbytes <= budget
         if pool_shards is None:
             fit = budget // max(1, 2 * clip_bytes * max(self.shard_sizes, default=1))
@@ -134,7 +121,7 @@ class CacheLoader:
     def _read_host(self, shard: int) -> dict[str, torch.Tensor]:
         """One whole shard as stored (int8 tokens with their scales) as host tensors, pinned when they are headed
         for a CUDA device."""
-        arrays = self.cache.read_shard(self.split, shard, self.fields, dequantize=False)
+        arrays = self.cache.read_shard(self.split, shard, self.fields)
         host = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
         return {name: t.pin_memory() for name, t in host.items()} if self.device.type == "cuda" else host
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import xxhash
 
 from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
+from paxion.cache.quant import CHANNEL_SCALE, SCALE
 from paxion.errors import CacheError
 
 SCHEMA_VERSION = 9  # 9: per-clip scalars in one `clips` table, per-shard field lists; 8: mc_aa_idx; 7: aa_same /
@@ -24,9 +24,10 @@ TABLE = "clips"  # the shard's compound dataset: one column per field that is no
 # fields starting with these (reversed, scales) are datasets of their own
 FEATURES = ("tokens", "frames", "pooled", "score_context")
 # Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time,
-# or as it is (the score context does not depend on the frames' order then: Backbone.encode_score_context).
-FLIPPED_FIELDS = {"tokens_rev": "tokens"}
-SHARED_FIELDS = {"score_context_rev": "score_context"}
+# or as it is (neither the score context, Backbone.encode_score_context, nor an int8 clip's channel scale depends
+# on the frames' order then).
+FLIPPED_FIELDS = {"tokens_rev": "tokens", "tokens_rev_scale": "tokens_scale"}
+SHARED_FIELDS = {"score_context_rev": "score_context", "tokens_rev_channel_scale": "tokens_channel_scale"}
 
 
 def stored_field(name: str, present) -> tuple[str, bool]:
@@ -38,14 +39,9 @@ def stored_field(name: str, present) -> tuple[str, bool]:
     return SHARED_FIELDS.get(name, name), False
 
 
-def shard_file(split: str, k: int) -> str:
-    """The file name of shard k of a split."""
-    return f"{split}-{k:05d}.h5"
-
-
-def part_file(split: str, k: int) -> str:
-    """The sidecar record name (inside PARTS_DIR) of shard k of a split."""
-    return f"{split}-{k:05d}.json"
+def shard_file(split: str, k: int, suffix: str = ".h5") -> str:
+    """The file name of shard k of a split (with suffix ".json": its sidecar record inside PARTS_DIR)."""
+    return f"{split}-{k:05d}{suffix}"
 
 
 def file_hash(path: str | Path) -> str:
@@ -75,7 +71,7 @@ def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
 def extra_file(root: str | Path, manifest: dict, role: str) -> Path:
     """The path of the file the manifest's `files` records under `role` (e.g. "scorer"), checked against its
     size and XXH3-128; CacheError when the manifest records none or the file is missing or changed."""
-    record = manifest.get("files", {}).get(role)
+    record = manifest["files"].get(role)
     if record is None:
         raise CacheError(f"{Path(root) / MANIFEST_FILE}: records no {role} file; re-extract with --overwrite")
     path = Path(root) / record["file"]
@@ -123,44 +119,39 @@ def read_manifest(root: str | Path) -> dict:
         raise CacheError(f"{root}: not a cache directory")
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if isinstance(version, int) and version < SCHEMA_VERSION:
-        raise CacheError(
-            f"{root}: cache schema version {version} was made by an older paxion, this one reads version "
-            f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`"
-        )
     if version != SCHEMA_VERSION:
-        raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
-    problem = _structure_problem(manifest)
+        raise CacheError(f"{root}: cache schema version {version} was made by an older paxion, this one reads version "
+                         f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`"
+                         if isinstance(version, int) and version < SCHEMA_VERSION else
+                         f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
+    problem = _type_problem(manifest, _MANIFEST_TYPES, "manifest")
     if problem:
         raise CacheError(f"{root / MANIFEST_FILE}: malformed ({problem})")
     return manifest
 
 
-_FILE_KEYS = {"file": str, "bytes": int, "xxh3_128": str}
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "true or false"}
+_FILE_TYPES = {"file": str, "bytes": int, "xxh3_128": str}
+# the JSON types the readers rely on: a type, [type of every item], {str: type of every value} or {key: type}
+_MANIFEST_TYPES = {"backbone": {"name": str, "config_hash": str, "temporal": bool, "embed_dim": int, "token_dim": int,
+                                "tokens_per_frame": int},
+                   "frames": int, "token_dtype": str, "texts": _FILE_TYPES, "files": {str: _FILE_TYPES},
+                   "splits": {str: {"clips": int, "shards": [_FILE_TYPES | {"clips": int, "fields": list}]}}}
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "true or false"}
 
 
-def _structure_problem(manifest: dict) -> str | None:
-    """Which value the readers rely on has another JSON type than the writer gives it (a hand edit), or None."""
-    records = [("", manifest, {"backbone": dict, "frames": int, "token_dtype": str, "texts": dict, "splits": dict})]
-    if isinstance(manifest.get("splits"), dict):
-        records += [("backbone: ", manifest.get("backbone"), {"name": str, "config_hash": str, "temporal": bool,
-                     "embed_dim": int, "token_dim": int, "tokens_per_frame": int}),
-                    ("texts: ", manifest.get("texts"), _FILE_KEYS)]
-        files = manifest.get("files", {})
-        records += [(f"file {role!r}: ", record, _FILE_KEYS) for role, record in
-                    (files.items() if isinstance(files, dict) else [("files", None)])]
-        for split, info in manifest["splits"].items():
-            records.append((f"split {split!r}: ", info, {"clips": int, "shards": list}))
-            shards = info.get("shards") if isinstance(info, dict) else None
-            records += [(f"split {split!r} shard {k}: ", shard, _FILE_KEYS | {"clips": int, "fields": list})
-                        for k, shard in enumerate(shards if isinstance(shards, list) else [])]
-    for where, record, keys in records:
-        for key, kind in keys.items():
-            value = record.get(key) if isinstance(record, dict) else None
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                return f"{where}{key!r} must be {_JSON_TYPES[kind]}"
-    return None
+def _type_problem(value: Any, types: Any, where: str) -> str | None:
+    """Where `value` has another JSON type than `types` gives it (a hand edit), or None."""
+    kind = types if isinstance(types, type) else type(types)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        return f"{where} must be {_JSON_NAMES[kind]}"
+    if isinstance(types, list):
+        parts = [(item, types[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    elif isinstance(types, dict):
+        parts = ([(item, types[str], f"{where}[{key!r}]") for key, item in value.items()] if str in types else
+                 [(value.get(key), inner, f"{where}.{key}") for key, inner in types.items()])
+    else:
+        return None
+    return next((p for part in parts if (p := _type_problem(*part))), None)
 
 
 def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> None:
@@ -170,38 +161,23 @@ def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> Non
     if name != made_by["name"]:
         raise CacheError(f"{root}: cache was made by backbone {made_by['name']!r}, not {name!r}")
     if not isinstance(backbone, str) and backbone.config_hash() != made_by["config_hash"]:
-        raise CacheError(
-            f"{root}: cache was made by {name!r} with config {made_by['config_hash']}, "
-            f"this backbone has config {backbone.config_hash()}"
-        )
+        raise CacheError(f"{root}: cache was made by {name!r} with config {made_by['config_hash']}, this backbone "
+                         f"has config {backbone.config_hash()}")
 
 
 def field_specs(manifest: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
-    """Per field the manifest implies: (dtype kind and size such as "f2", "O" for str objects, or None for any, per-clip
-    shape)."""
+    """Per field the manifest implies: (dtype kind and size such as "f2", "O" for str objects, or None for any,
+    per-clip shape); a temporal backbone's reversed features are named `tokens_rev`, `tokens_rev_scale`, ..."""
     bb, t, int8 = manifest["backbone"], manifest["frames"], manifest["token_dtype"] == "int8"
     tokens = (t, bb["tokens_per_frame"], bb["token_dim"])
-    video = {"tokens": ("i1" if int8 else "f2", tokens), "frames": ("f4", (t, bb["embed_dim"])),
-             "pooled": ("f4", (bb["embed_dim"],))} | (
-        {"tokens_scale": ("f2", tokens[:-1]), "tokens_channel_scale": ("f2", tokens[-1:])} if int8 else {}) | (
-        {"score_context": ("f4", tuple(bb["score_context"]))} if bb.get("score_context") else {})
-    specs = video | {"id": ("O", ()), "label": ("i4", ())} | dict.fromkeys(("salient", "aa_same", "or_same"), ("b1", ()))
+    specs = {"id": ("O", ()), "label": ("i4", ())} | dict.fromkeys(("salient", "aa_same", "or_same"), ("b1", ()))
     specs |= dict.fromkeys(("delta_vt", "theta_vv", "caption_idx", "template_idx", "aa_idx", "or_idx", "class_idx"),
                            (None, ()))
-    return specs | ({f"{name}_rev": spec for name, spec in video.items()} if bb["temporal"] else {})
-
-
-def summarize(manifest: dict) -> dict:
-    """What `paxion cache info` shows: backbone, token dtype, saliency settings, per split clips/shards/bytes, the
-    salient fraction and the clips whose caption the text encoder cut / whose AA or OR negative embeds like the
-    caption, failures by reason."""
-    splits = {}
-    for name, info in manifest["splits"].items():
-        size, clips = sum(s["bytes"] for s in info["shards"]), info["clips"]
-        splits[name] = {"clips": clips, "shards": len(info["shards"]), "bytes": size,
-                        "bytes_per_clip": size / clips if clips else 0.0,
-                        "salient_fraction": info["salient"] / clips if clips else 0.0,
-                        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
-    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype", "saliency")},
-            "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
-            "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}
+    for rev in ("", "_rev") if bb["temporal"] else ("",):
+        specs |= {f"tokens{rev}": ("i1" if int8 else "f2", tokens), f"frames{rev}": ("f4", (t, bb["embed_dim"])),
+                  f"pooled{rev}": ("f4", (bb["embed_dim"],))}
+        if int8:
+            specs |= {f"tokens{rev}{SCALE}": ("f2", tokens[:-1]), f"tokens{rev}{CHANNEL_SCALE}": ("f2", tokens[-1:])}
+        if bb.get("score_context"):
+            specs[f"score_context{rev}"] = ("f4", tuple(bb["score_context"]))
+    return specs

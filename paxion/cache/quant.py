@@ -8,6 +8,8 @@ range; `scale` (field `{name}_scale`, [T, N] fp16) is the token's absmax of x / 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import torch
 
@@ -38,6 +40,11 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, channel_scale: torch.Tensor
     q * scale * channel_scale computed in float32, then cast."""
     step = scale.float().unsqueeze(-1) * _per_clip(channel_scale.float(), q.ndim)
     return (q * step).to(dtype)  # int8 * float32 promotes to float32 without a float copy of q
+
+
+def with_scales(fields: Iterable[str], stored: Callable[[str], bool]) -> list[str]:
+    """`fields`, each int8 one followed by its two scale fields; `stored(name)`: whether a `{field}_scale` exists."""
+    return [m for n in fields for m in (n, n + SCALE, n + CHANNEL_SCALE) if m == n or stored(n + SCALE)]
 
 
 def as_float32(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

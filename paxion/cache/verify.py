@@ -22,7 +22,7 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
     problems = [f"{path}: leftover temporary file of an interrupted write (delete it)"
                 for folder in (root, root / PARTS_DIR) for path in sorted(folder.glob(f"*{TMP_MARK}*"))]
     for check in [lambda: read_texts(root, manifest)] + [
-            lambda role=role: extra_file(root, manifest, role) for role in manifest.get("files", {})]:
+            lambda role=role: extra_file(root, manifest, role) for role in manifest["files"]]:
         try:
             check()
         except CacheError as exc:
@@ -32,10 +32,7 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
             problems.append(f"split {split!r}: shard clip counts do not add up to {info['clips']}")
     shards = [s for info in manifest["splits"].values() for s in info["shards"]]
     for done, record in enumerate(shards, start=1):
-        found, f, _ = open_shard(root / record["file"], manifest, record, hashed=True, complete=True)
-        problems += found
-        if f is not None:
-            f.close()
+        problems += open_shard(root / record["file"], manifest, record, hashed=True, complete=True)[0]
         if progress:
             progress(done, len(shards))
     return problems

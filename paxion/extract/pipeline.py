@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from paxion.cache.manifest import (
     TEXTS_FILE,
     file_hash,
     file_record,
-    part_file,
     read_json,
     shard_file,
 )
@@ -129,8 +129,7 @@ def backbone_record(backbone: torch.nn.Module) -> dict:
 
 
 @torch.inference_mode()
-def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.device, *,
-                  drop_flipped: bool) -> dict[str, np.ndarray]:
+def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
     pixels = backbone.preprocess(frames).to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         views = {"": backbone.encode_video(pixels)}
@@ -140,13 +139,14 @@ def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.d
         if backbone.score_context_shape is not None:  # order-free over time for symmetric tokens: stored once
             out |= {f"score_context{suffix}": backbone.encode_score_context(feats) for suffix, feats in views.items()
                     if not (suffix and backbone.tokens_symmetric)}  # the reader shares it (manifest.SHARED_FIELDS)
-    if drop_flipped and backbone.tokens_symmetric:
+    if backbone.tokens_symmetric:
         del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.FLIPPED_FIELDS)
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 
 FOLDER_LOCK = ".extract.lock"  # held while one process checks, clears or sets up --out, or writes manifest.json
 CLAIM = 4  # shards a process claims (locks) at once; one decoding pipeline runs over them
+LOCK_POLL_SECONDS = 0.1  # how often a process waiting for a lock tries it again
 
 
 @contextmanager
@@ -163,13 +163,18 @@ def _locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
     except OSError as exc:
         raise PaxionError(f"{path}: cannot create the lock file ({exc.strerror or exc})") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        except OSError as exc:
-            raise PaxionError(f"{path}: cannot lock ({exc.strerror or exc}); use a local --out") from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
+                # polled: a blocking flock would not see a Ctrl-C that the kernel hands to another thread
+                time.sleep(LOCK_POLL_SECONDS)
+            except OSError as exc:
+                raise PaxionError(f"{path}: cannot lock ({exc.strerror or exc}); use a local --out") from None
         yield True
     finally:
         os.close(fd)  # closing the descriptor drops the lock
@@ -177,7 +182,7 @@ def _locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
 
 def _shard_lock(out: Path, plan: ShardPlan) -> Path:
     """The lock a process holds while it writes shard `plan` (inside PARTS_DIR)."""
-    return out / PARTS_DIR / Path(part_file(plan.split, plan.k)).with_suffix(".lock")
+    return out / PARTS_DIR / shard_file(plan.split, plan.k, ".lock")
 
 
 def _busy_shard(parts: Path) -> Path | None:
@@ -260,7 +265,7 @@ def _scorer_file(out: Path, backbone: torch.nn.Module) -> dict:
 
 def _done(out: Path, plan: ShardPlan) -> dict | None:
     """The shard's sidecar record if the shard is finished and its file is in place, else None."""
-    path = out / PARTS_DIR / part_file(plan.split, plan.k)
+    path = out / PARTS_DIR / shard_file(plan.split, plan.k, ".json")
     if not path.is_file():
         return None
     part = read_json(path)
@@ -276,20 +281,17 @@ class _ShardEncoder:
     """Turns a batch of decoded clips of one shard into the shard's per-clip arrays (features, texts, saliency).
 
     cut: per text of the table, whether the text encoder cut it. saliency_backbone: computes the saliency flags from
-    its own frame and caption embeddings (None = the extracting backbone's). drop_flipped: leave out reversed tokens
-    that equal the tokens flipped in time (fp16 caches; int8 ones keep them, with their own scales)."""
+    its own frame and caption embeddings (None = the extracting backbone's)."""
 
     def __init__(self, backbone: torch.nn.Module, device: torch.device, texts: list[str], text_emb: np.ndarray,
-                 cut: np.ndarray, saliency: dict, saliency_backbone: torch.nn.Module | None = None, *,
-                 drop_flipped: bool = True) -> None:
+                 cut: np.ndarray, saliency: dict, saliency_backbone: torch.nn.Module | None = None) -> None:
         self.backbone, self.device, self.texts, self.text_emb, self.cut = backbone, device, texts, text_emb, cut
-        self.drop_flipped = drop_flipped
         self.index = {t: i for i, t in enumerate(texts)}
         self.saliency, self.saliency_backbone = saliency, saliency_backbone
 
     def __call__(self, plan: ShardPlan, positions: list[int], frames: np.ndarray) -> dict[str, np.ndarray]:
         """Arrays for the clips `plan.records[positions]` whose decoded frames are `frames` [B, T, H, W, 3]."""
-        feats = _encode_clips(self.backbone, frames, self.device, drop_flipped=self.drop_flipped)
+        feats = _encode_clips(self.backbone, frames, self.device)
         records = [plan.records[p] for p in positions]
         refs = [text_indices(r, self.index) for r in records]
         arrays = {name: np.stack([r[name] for r in refs]) for name in refs[0]}
@@ -389,7 +391,7 @@ def _write_shards(out: Path, plans: list[ShardPlan], encode: _ShardEncoder, vide
                 writer.abort()
                 raise
             part = {"shard": record, "failed": failed, "counts": counts}
-            write_json(out / PARTS_DIR / part_file(plan.split, plan.k), part)
+            write_json(out / PARTS_DIR / shard_file(plan.split, plan.k, ".json"), part)
             done += len(plan.records)
             tally.shard(plan, part, written=True)
     finally:
@@ -458,7 +460,7 @@ def extract(
     plans = plan_shards(records, shard_size)
     mine = [p for g, p in enumerate(plans) if g % num_shards == shard_index]
     encode = _ShardEncoder(backbone, resolve_device(device), texts, text_emb, np.array(backbone.truncated(texts), bool),
-                           saliency, saliency_backbone, drop_flipped=token_dtype == "fp16")
+                           saliency, saliency_backbone)
     result = ExtractResult()
     tally = _Tally(result, sum(len(p.records) for p in mine), len(mine), progress)
     pending = mine

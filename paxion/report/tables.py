@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rich.markup import escape
@@ -148,8 +149,24 @@ def backbones_table(entries: Sequence) -> Table:
     return table
 
 
+def cache_summary(manifest: dict) -> dict:
+    """What `paxion cache info` shows: backbone, token dtype, saliency settings, per split clips/shards/bytes, the
+    salient fraction and the clips whose caption the text encoder cut / whose AA or OR negative embeds like the
+    caption, failures by reason."""
+    splits = {}
+    for name, info in manifest["splits"].items():
+        size, clips = sum(s["bytes"] for s in info["shards"]), info["clips"]
+        splits[name] = {"clips": clips, "shards": len(info["shards"]), "bytes": size,
+                        "bytes_per_clip": size / clips if clips else 0.0,
+                        "salient_fraction": info["salient"] / clips if clips else 0.0,
+                        } | {key: info[key] for key in ("captions_cut", "aa_same", "or_same")}
+    return {**{key: manifest[key] for key in ("backbone", "frames", "token_dtype", "saliency")},
+            "texts": manifest["texts"]["count"], "splits": splits, "failed": len(manifest["failed"]),
+            "failed_reasons": dict(Counter(f["reason"] for f in manifest["failed"]))}
+
+
 def cache_table(info: dict) -> Table:
-    """Clips, shards, bytes and the salient fraction per split of a cache (`paxion.cache.manifest.summarize`)."""
+    """Clips, shards, bytes and the salient fraction per split of a cache (`cache_summary`)."""
     table = _table(None, ["split", "clips", "shards", "MB", "KB per clip", "salient %"])
     for name, split in info["splits"].items():
         table.add_row(escape(name), str(split["clips"]), str(split["shards"]), f"{split['bytes'] / 1e6:.1f}",

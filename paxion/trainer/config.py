@@ -8,6 +8,7 @@ every run saves the whole config (config.json, checkpoint.pt, model.pt), which r
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,18 @@ WORLD_SALIENCY = "built-in world: the toy backbone's frames ignore position, so 
 # and position embeddings started near the tokens' unit scale, so that time and place count at once; the token
 # position embedding gives the toy tokens the place that motion actions need.
 WORLD_PATCHER = "built-in world: sized for its 96-wide toy tokens"
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_bytes(text: str | int) -> int:
+    """Parse a size such as "2GB", "512MiB" or "1000000" into a number of bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise PaxionError(f"not a size: {text!r} (use e.g. 2GB, 512MiB or a number of bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _field(default: Any, help: str, source: str, *, world: Any = dataclasses.MISSING, world_why: str = "",

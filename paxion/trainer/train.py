@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from paxion.atomic import ensure_dir, save_torch, write_json, write_text
-from paxion.cache.loader import TRAIN_FIELDS, CacheLoader, parse_bytes
+from paxion.cache.loader import TRAIN_FIELDS, CacheLoader
 from paxion.cache.manifest import read_json
 from paxion.cache.reader import Cache
 from paxion.device import resolve_device
@@ -22,7 +22,7 @@ from paxion.errors import PaxionError, first_line
 from paxion.models.patched import PatchedModel, build_model, count_parameters, load_model, save_model
 from paxion.scoring import ModelScorer, load_scorer
 from paxion.trainer import distributed
-from paxion.trainer.config import TEXT_KEYS, TrainConfig, resolve_config
+from paxion.trainer.config import TEXT_KEYS, TrainConfig, parse_bytes, resolve_config
 from paxion.trainer.evaluate import TASKS, actionbench
 from paxion.trainer.losses import MC_FIELDS, MC_OBJECTIVES, objective_loss
 
