@@ -196,14 +196,15 @@ def test_ranking_records_agree_with_retrieval_metrics():
 
 
 def test_ranking_records_split_a_tie_at_the_top():
-    # v0: its text ties one other text at the top (rank 2 by id): credit 1/2 at k = 1, full at k = 2.
+    # v0: its text ties one other text at the top (rank 2 by id): credit 1/2 at k = 1, full at k = 2, expected rank
+    # 1.5; the median of 1.5, 1 and inf is 1.5.
     # v1: alone at the top. v2: deeper than searched.
     records = ranking_records(["v0", "v1", "v2"], "label", [["b", "a"], ["c", "a"], ["a", "b"]],
                               np.array([[0.5, 0.5], [0.9, 0.1], [0.8, 0.7]]), ["a", "c", "z"],
                               np.array([2, 1, np.inf]), np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]]))
     assert [(r["outcome"], r["credit"]) for r in records] == [("tie", 0.5), ("correct", 1.0), ("wrong", 0.0)]
     assert records[0]["answer_ties"] == [0, 1, 1] and records[2]["answer_ties"] is None
-    assert recall_summary(records, ks=(1, 2)) == {"r1": 50.0, "r2": pytest.approx(200 / 3), "medr": 2.0, "n": 3}
+    assert recall_summary(records, ks=(1, 2)) == {"r1": 50.0, "r2": pytest.approx(200 / 3), "medr": 1.5, "n": 3}
 
 
 def test_actionbench_records_from_per_clip_arrays():

@@ -1,15 +1,20 @@
 """Recall, median rank, multiple-choice accuracy and the backbone ensemble on examples worked out by hand."""
 
+import io
+import itertools
 import math
 
 import numpy as np
 import pytest
+from rich.console import Console
 
+from paxion.report.tables import retrieval_table
 from paxion.retrieval.index import ExactIndex, exact_scores
 from paxion.retrieval.metrics import (
     choice_accuracy,
     dense_first_hits,
     ensemble_probabilities,
+    expected_ranks,
     first_hits,
     rank_summary,
     recall_credit,
@@ -73,7 +78,8 @@ def test_recall_splits_credit_over_a_tie_at_the_boundary_by_hand():
     # R@1 = 0, R@2 = 1/4, R@3 = 2/4, R@4 = 3/4, R@5 = 1 (by the lower id it would be 0, 0, 0, 1, 1: rank 4).
     keys = np.array([0, 0, 0, 1, 0, 0])
     out = retrieval_metrics(index, query, np.array([1]), keys, ks=(1, 2, 3, 4, 5))
-    assert out == pytest.approx({"r1": 0.0, "r2": 25.0, "r3": 50.0, "r4": 75.0, "r5": 100.0, "medr": 4.0, "n": 1})
+    # median rank: the mean of places 2-5, 3.5 (by the lower id 4)
+    assert out == pytest.approx({"r1": 0.0, "r2": 25.0, "r3": 50.0, "r4": 75.0, "r5": 100.0, "medr": 3.5, "n": 1})
     # Two positives (items 2 and 4) among the four tied: the first positive is within the top j of the group unless
     # those j are both negatives: R@2 (j = 1) = 1 - 2/4 = 1/2, R@3 (j = 2) = 1 - (2/4)(1/3) = 5/6, R@4 = 1.
     keys = np.array([0, 0, 1, 0, 1, 0])
@@ -81,11 +87,63 @@ def test_recall_splits_credit_over_a_tie_at_the_boundary_by_hand():
     np.testing.assert_array_equal(ranks, [3])
     np.testing.assert_array_equal(ties, [[1, 2, 2]])
     assert [recall_credit(ranks, ties, k)[0] for k in (1, 2, 3, 4)] == pytest.approx([0, 1 / 2, 5 / 6, 1])
+    # the first positive's place in the group: 1 with chance 1/2, 2 with 1/3 (N P), 3 with 1/6 (N N P): 5/3 after
+    # item 0: 8/3 (by the lower id 3)
+    assert rank_summary(ranks, ties, (1,))["medr"] == pytest.approx(8 / 3)
     # the dense path (the backbone ensemble's) agrees
     dense_ranks, dense_ties = dense_first_hits((items.astype(np.float64) @ query[0].astype(np.float64))[None],
                                                np.array([1]), keys)
     np.testing.assert_array_equal(dense_ranks, ranks)
     np.testing.assert_array_equal(dense_ties, ties)
+
+
+def test_median_rank_of_all_tied_scores_is_the_middle_whatever_the_item_ids():
+    # A degenerate model: every item the same vector, so every score ties. Seven items, one positive per query: its
+    # expected rank is (7 + 1) / 2 = 4 wherever its id is (by id the positives 0, 0, 1 would give ranks 1, 1, 2).
+    items = np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (7, 1))
+    queries = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    query_keys, item_keys = np.array([0, 0, 1]), np.array([0, 1, 2, 3, 4, 5, 6])
+    for ks in ((1,), (1, 7)):  # searched 1 deep first (the group runs past it) and all at once
+        out = retrieval_metrics(ExactIndex(items), queries, query_keys, item_keys, ks=ks)
+        assert out["medr"] == 4.0 and out["r1"] == pytest.approx(100 / 7)
+    dense = np.full((3, 7), 0.5)
+    assert rank_summary(*dense_first_hits(dense, query_keys, item_keys), (1,))["medr"] == 4.0
+    # two positives among the seven (item keys 0 0 1 2 3 4 5): first of them at (7 + 1) / (2 + 1) = 8/3 on average
+    item_keys = np.array([0, 0, 1, 2, 3, 4, 5])
+    out = retrieval_metrics(ExactIndex(items), queries[:1], query_keys[:1], item_keys, ks=(1,))
+    assert out["medr"] == pytest.approx(8 / 3) and out["r1"] == pytest.approx(100 * 2 / 7)
+
+
+def test_median_rank_of_a_four_way_tie_at_the_top():
+    # Query (1, 0); items score .6 (four copies), then .0 and -1. Positive item 2 ties three negatives at the top:
+    # its place is 1-4 with chance 1/4 each, expected rank 2.5 (by the lower id: 3).
+    items = np.array([[0.6, 0.8]] * 4 + [[0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+    keys = np.array([0, 0, 1, 0, 0, 0])
+    out = retrieval_metrics(ExactIndex(items), np.array([[1.0, 0.0]], np.float32), np.array([1]), keys, ks=(1, 2))
+    assert out == pytest.approx({"r1": 25.0, "r2": 50.0, "medr": 2.5, "n": 1})
+
+
+def test_expected_rank_of_the_first_positive_matches_every_order_of_the_tie_group():
+    # (above, tied negatives, tied positives) against the mean place of the first positive over all orders of the
+    # tied items, counted independently of the formula above + (t + 1) / (c + 1)
+    groups = [(0, 0, 1), (3, 0, 1), (0, 3, 1), (2, 4, 1), (0, 2, 2), (5, 3, 3), (1, 1, 4)]
+    for above, negatives, positives in groups:
+        places = [above + 1 + order.index(1) for order in
+                  itertools.permutations([0] * negatives + [1] * positives)]
+        got = expected_ranks(np.array([1.0]), np.array([[above, negatives, positives]]))
+        assert got[0] == pytest.approx(np.mean(places))
+    assert expected_ranks(np.array([math.inf]), np.zeros((1, 3)))[0] == math.inf
+    with pytest.raises(ValueError, match="tie group"):
+        expected_ranks(np.array([2.0]), np.array([[1, 0, 0]]))
+
+
+def test_retrieval_table_prints_a_fractional_median_rank():
+    result = {d: {"r1": 25.0, "medr": m, "n": 3} for d, m in (("v2t", 8 / 3), ("t2v", 4.0))}
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(retrieval_table(result, title="ties", ks=(1,)))
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in console.export_text().splitlines()]
+    assert [row[1:] for row in cells if len(row) == 4 and row[1] == "25.0"] == [["25.0", "2.67", "3"],
+                                                                                ["25.0", "4", "3"]]
 
 
 def test_searched_ties_agree_with_the_dense_ones():

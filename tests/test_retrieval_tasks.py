@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from tiny_cache import make_cache, replace_shard
 
 from paxion import cli as cli_module
+from paxion.analysis.items import recall_summary
+from paxion.analysis.predict import task_predictions
 from paxion.cache.manifest import read_json, write_json
 from paxion.cache.reader import Cache
 from paxion.cache.writer import write_texts
@@ -324,3 +326,32 @@ def test_choice_scores_in_small_blocks_and_the_ensemble_size_limit(cache_dir, mo
     with pytest.raises(PaxionError, match="60 clips x 4 texts.*--ids"):
         run_task(cache, scorer, "template", ensemble_with=scorer)
     assert run_task(cache, scorer, "template", ensemble_with=scorer, clips=np.arange(60) < 59)["v2t"]["n"] == 59
+
+
+class _ConditionedScorer(BackboneScorer):
+    """X-CLIP's kind of scorer (texts conditioned on each clip: dense scores) on the tiny cache; the conditioning
+    leaves the texts as they are, so its scores are the backbone's."""
+
+    conditioned = True
+
+    def condition(self, texts, batch, *, reverse=False):
+        return texts
+
+
+def test_conditioned_retrieval_refuses_the_same_dense_size_in_run_task_and_predictions(cache_dir, monkeypatch):
+    cache, scorer = Cache(cache_dir), _ConditionedScorer(temporal=False)
+    fewer = np.arange(60) < 59
+    plain = run_task(cache, BackboneScorer(temporal=False), "template", clips=fewer)
+    monkeypatch.setattr(tasks, "ENSEMBLE_MAX_SCORES", 59 * 4)  # 60 clips x 4 templates is over, 59 x 4 is not
+    messages = []
+    for run in (run_task, task_predictions):
+        with pytest.raises(PaxionError, match="'template' scores 60 clips x 4 texts densely.*--ids") as refused:
+            run(cache, scorer, "template")
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    dense = run_task(cache, scorer, "template", clips=fewer)
+    assert all(dense[way] == pytest.approx(plain[way]) for way in ("v2t", "t2v"))
+    records = task_predictions(cache, scorer, "template", clips=fewer)
+    assert len(records) == 59 and recall_summary(records, ks=(1, 5, 10)) == pytest.approx(plain["v2t"])
+    # zero-shot over the 4 class texts scores 60 x 4 too, but is no retrieval task: not refused
+    assert run_task(cache, scorer, "zeroshot")["n"] == len(task_predictions(cache, scorer, "zeroshot")) == 60

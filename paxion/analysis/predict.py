@@ -11,7 +11,15 @@ from paxion.analysis.items import actionbench_records, prediction_records, ranki
 from paxion.errors import PaxionError
 from paxion.retrieval.index import ExactIndex
 from paxion.retrieval.metrics import dense_first_hits, ensemble_probabilities, first_hits
-from paxion.retrieval.tasks import RETRIEVAL_TASKS, TASKS, _clip_keys, _encode, choice_candidates, score_matrix
+from paxion.retrieval.tasks import (
+    RETRIEVAL_TASKS,
+    TASKS,
+    _clip_keys,
+    _encode,
+    check_dense_retrieval,
+    choice_candidates,
+    score_matrix,
+)
 from paxion.scoring import conditioned
 from paxion.trainer.evaluate import actionbench
 
@@ -41,7 +49,8 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
     exact rank of its positive; the clip's class is its template. mc / zeroshot: one record per scored clip over
     all its candidates, ties shared (`ties="share"`); zeroshot's class is the clip's class name.
     ensemble_with: a second scorer for mc / zeroshot (probabilities added, as run_task). Raises PaxionError for an
-    unknown task or an ensemble on a retrieval task.
+    unknown task, an ensemble on a retrieval task, or a conditioned scorer's (X-CLIP's) dense retrieval scores over
+    run_task's limit (`check_dense_retrieval`).
     """
     if task not in TASKS:
         raise PaxionError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -54,6 +63,7 @@ def task_predictions(cache, scorer, task: str, *, split: str = "validation", cla
         kept = np.flatnonzero(keys >= 0)
         text_ids = np.unique(keys[kept])
         if conditioned(scorer):  # texts conditioned on each clip: a dense score matrix, ranked as ExactIndex does
+            check_dense_retrieval(task, len(kept), len(text_ids))
             scores = score_matrix(cache, scorer, split, text_ids, rows=keys >= 0, **options)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
             top_scores = np.take_along_axis(scores, top, axis=1)

@@ -95,6 +95,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _rank(value: float) -> str:
+    """A median rank with at most two decimals: "4", "3.5", "2.67" (tied scores make expected ranks fractional)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 def _accuracy(score: dict) -> str:
     """`{"accuracy", "n", "ci95"}` as "93.3 [90.1-95.4]" (percent, 95% Wilson interval), "-" without pairs."""
     if score["accuracy"] is None:
@@ -202,7 +207,7 @@ def retrieval_table(result: dict, *, title: str, ks: Sequence[int]) -> Table:
     table = _table(title, ["direction", *(f"R@{k} %" for k in ks), "median rank", "queries"])
     for key, name in DIRECTIONS.items():
         row = result[key]
-        table.add_row(name, *(f"{row[f'r{k}']:.1f}" for k in ks), f"{row['medr']:g}", str(row["n"]))
+        table.add_row(name, *(f"{row[f'r{k}']:.1f}" for k in ks), _rank(row["medr"]), str(row["n"]))
     return table
 
 

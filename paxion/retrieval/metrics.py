@@ -1,4 +1,4 @@
-"""Retrieval metrics from exact search: recall at k and median rank of the first correct item."""
+"""Retrieval metrics from exact search: recall at k and median rank of the first correct item, ties averaged."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def first_hits(
     ranks: 1-based, in ExactIndex's order (equal scores by ascending item id); inf where no positive is in the top
     depth. ties: int (above, negatives, positives) around the first positive's score s: the items scoring above
     s + tolerance, and the negatives and positives (itself included) within `tolerance` of s (default the
-    project's TIE_TOLERANCE); (0, 0, 0) where the rank is inf. `recall_credit` turns them into recall at k under a
-    random order of the tied items. A query whose tie group reaches the end of its top-depth list (its positive
+    project's TIE_TOLERANCE); (0, 0, 0) where the rank is inf. `recall_credit` and `expected_ranks` turn them into
+    recall at k and the expected rank under a random order of the tied items. A query whose tie group reaches the end of its top-depth list (its positive
     found or not) is searched deeper until the group ends, so recall at k <= depth is exact.
     Queries go in chunks small enough that their top-depth lists stay within BLOCK_SCORES entries; progress(j)
     after each j queries of the first search.
@@ -88,6 +88,25 @@ def recall_credit(ranks: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
     return credit
 
 
+def expected_ranks(ranks: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Per query [n], the expected rank of its first positive when the items tied with it come in a uniformly random
+    order (ties [n, 3] from `first_hits`, the convention of `recall_credit`); inf where the rank is inf.
+
+    With `above` items ahead and t = negatives + positives tied, c = positives of them (c >= 1, itself included):
+    above + (t + 1) / (c + 1). The c positives cut the t - c tied negatives into c + 1 runs of equal expected length
+    (t - c) / (c + 1) by symmetry; the first positive comes right after the first run. One positive: above + (t + 1)
+    / 2, the middle of its t places; no tie (t = c = 1): above + 1, the rank itself. Raises ValueError for a finite
+    rank whose tie group holds no positive.
+    """
+    ranks = np.asarray(ranks, dtype=np.float64)
+    above, negatives, positives = np.asarray(ties, dtype=np.int64).reshape(-1, 3).T
+    found = np.isfinite(ranks)
+    if (positives[found] < 1).any():
+        raise ValueError("a found query's tie group must count its positive (ties from first_hits)")
+    expected = above + (negatives + positives + 1) / np.maximum(positives + 1, 2)  # 2: not found, replaced by inf
+    return np.where(found, expected, np.inf)
+
+
 def retrieval_metrics(
     index: ExactIndex,
     queries: np.ndarray,
@@ -99,7 +118,8 @@ def retrieval_metrics(
 ) -> dict[str, float]:
     """{"r1": .., "r5": .., "medr": .., "n": ..}: recall in percent at each k, median rank, number of queries.
 
-    Recall splits credit over tied scores (`recall_credit`); the median rank takes ExactIndex's order.
+    Recall and the median rank take a random order of the items tied with a query's first positive: recall splits
+    credit (`recall_credit`), the rank is its expected value (`expected_ranks`), so both may be fractional.
     The search first goes max(ks) deep; queries whose first positive lies deeper are searched again, four times
     deeper each round, until the median rank is known (all items at worst), never as one dense score matrix.
     progress(j) after each j queries of the first round.
@@ -108,6 +128,7 @@ def retrieval_metrics(
         raise ValueError("no queries to evaluate")
     depth = min(max(ks), index.n)
     ranks, ties = first_hits(index, queries, query_keys, item_keys, depth=depth, progress=progress)
+    # a query left at inf has over `depth` items ahead, so an expected rank beyond every found query's
     while not np.isfinite(np.median(ranks)) and depth < index.n:
         depth = min(index.n, depth * 4)
         deeper = np.flatnonzero(~np.isfinite(ranks))
@@ -133,10 +154,11 @@ def dense_first_hits(scores: np.ndarray, query_keys: np.ndarray, item_keys: np.n
 
 
 def rank_summary(ranks: np.ndarray, ties: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
-    """{"r<k>": recall in percent (ties split, `recall_credit`), "medr": median rank, "n": number of queries} of
+    """{"r<k>": recall in percent (ties split, `recall_credit`), "medr": median of the expected ranks (ties
+    averaged, `expected_ranks`; inf when over half the queries have no positive found), "n": number of queries} of
     first-positive ranks [n] and ties [n, 3] (`first_hits`)."""
     out = {f"r{k}": 100.0 * float(np.mean(recall_credit(ranks, ties, k))) for k in ks}
-    out["medr"] = float(np.median(ranks))
+    out["medr"] = float(np.median(expected_ranks(ranks, ties)))
     out["n"] = len(ranks)
     return out
 

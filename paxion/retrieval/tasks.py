@@ -24,7 +24,8 @@ RETRIEVAL_TASKS = ("label", "template", "temporal")
 CHOICE_TASKS = ("mc", "zeroshot")
 TASKS = RETRIEVAL_TASKS + CHOICE_TASKS
 
-# The ensemble's dense score matrices hold at most this many entries each (float64: 512 MiB).
+# Dense retrieval score matrices (a backbone ensemble's, a conditioned scorer's) hold at most this many entries
+# each (float64: 512 MiB); `check_dense_retrieval` refuses more.
 ENSEMBLE_MAX_SCORES = 1 << 26
 
 # progress(stage, advance, total): `advance` more units of `total` done in the stage named `stage`.
@@ -170,6 +171,14 @@ def score_matrix(cache, scorer, split: str, text_ids: np.ndarray, *, rows: np.nd
     return _choice_scores(videos[rows], candidates[rows] if candidates.ndim == 3 else candidates)
 
 
+def check_dense_retrieval(task: str, clips: int, texts: int) -> None:
+    """Refuse a retrieval task's dense score matrix (a backbone ensemble, or X-CLIP's clip-conditioned texts) of
+    `clips` x `texts` entries over ENSEMBLE_MAX_SCORES: PaxionError saying to restrict the clips (--ids)."""
+    if clips * texts > ENSEMBLE_MAX_SCORES:
+        raise PaxionError(f"task {task!r} scores {clips} clips x {texts} texts densely (a backbone ensemble, or "
+                          f"X-CLIP's clip-conditioned texts), over {ENSEMBLE_MAX_SCORES:,}: restrict the clips (--ids)")
+
+
 def dense_retrieval(
     scored: list[tuple[np.ndarray, float]],
     video_keys: np.ndarray,
@@ -312,10 +321,7 @@ def run_task(
                                     progress=_stage(progress, "encoding clips", cache.num_clips(split)))
             return retrieval_both_ways(videos[kept], texts, keys[kept], text_ids, ks=tuple(ks), progress=progress,
                                        device=device)
-        n, m = int(kept.sum()), len(text_ids)  # an ensemble, or texts conditioned on each clip: dense scores
-        if n * m > ENSEMBLE_MAX_SCORES:
-            raise PaxionError(f"task {task!r} scores {n} clips x {m} texts densely (a backbone ensemble, or X-CLIP's "
-                              f"clip-conditioned texts), over {ENSEMBLE_MAX_SCORES:,}: restrict the clips (--ids)")
+        check_dense_retrieval(task, int(kept.sum()), len(text_ids))  # an ensemble, or clip-conditioned texts
         scored = [(score_matrix(cache, s, split, text_ids, rows=kept, device=device, batch_size=batch_size,
                                 progress=_stage(progress, name, cache.num_clips(split))), s.scale)
                   for s, name in scorers]
