@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import h5py
@@ -82,6 +83,9 @@ def test_at_most_max_open_shards_stay_open_and_reads_stay_right(tmp_path, monkey
     assert open_shards() == {"train-00003.h5", "train-00004.h5"}  # the two used last
     assert [cache.read_shard("train", k)["id"][0] for k in range(5)] == first  # reopened after being closed
     assert list(cache.read_split("train", ["id"])["id"]) == first
+    gone = weakref.ref(cache)
+    del cache  # no reference cycle: the files close now, not at the next garbage collection
+    assert gone() is None and open_shards() == set()
 
 
 def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):

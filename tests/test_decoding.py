@@ -14,6 +14,7 @@ from fakes import FakeBackbone, make_bench
 from paxion.cache.reader import Cache
 from paxion.extract import pipeline
 from paxion.extract.decoding import death_reason, decode_batches
+from paxion.extract.video import read_frames
 from paxion.synth.encode import write_video
 
 CRASH = CRASH_ON[0]
@@ -91,3 +92,23 @@ def test_death_reasons():
     assert death_reason(-signal.SIGSEGV) == "decoder process died with SIGSEGV"
     assert death_reason(-signal.SIGKILL) == "decoder process died with SIGKILL"
     assert death_reason(3) == "decoder process exited with code 3"
+
+
+def _decode_dropping_interrupts(path, **kwargs):
+    """read_frames that, like PyAV inside FFmpeg's callbacks, runs the SIGINT handler and drops what it raises."""
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass
+    return read_frames(path, **kwargs)
+
+
+def test_a_ctrl_c_that_the_decoder_drops_still_stops_in_process_decoding(videos):
+    with pytest.raises(KeyboardInterrupt):
+        _run(videos, ["a.mp4", "b.mp4"], [[0], [1]], workers=0, decode=_decode_dropping_interrupts)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a run started with Ctrl-C ignored (a background job) goes on
+    try:
+        assert len(_run(videos, ["a.mp4", "b.mp4"], [[0], [1]], workers=0, decode=_decode_dropping_interrupts)) == 2
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

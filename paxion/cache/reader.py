@@ -107,18 +107,18 @@ class Cache:
             if problem:
                 raise CacheError(problem)
         self.texts, self.text_emb = read_texts(self.root, self.manifest)
-        self._hashed: set[str] = set()  # shards checked against their hash (with verify)
-        # the MAX_OPEN_SHARDS shards used last stay open; h5py closes a file once nothing refers to it
-        self._shard = functools.lru_cache(MAX_OPEN_SHARDS)(self._open)
+        root, manifest, records, hashed = self.root, self.manifest, self._shards, set()  # not self: no cycle
 
-    def _open(self, name: str) -> dict[str, Field]:
-        """The fields of shard file `name` (`open_shard`); its hash is checked (with verify) before its first read."""
-        problems, fields = open_shard(self.root / name, self.manifest, self._shards[name],
-                                      hashed=self.verify and name not in self._hashed)
-        if problems:
-            raise CacheError(problems[0])
-        self._hashed.add(name)
-        return fields
+        @functools.lru_cache(MAX_OPEN_SHARDS)  # the shards used last stay open (h5py closes an evicted one)
+        def shard(name: str) -> dict[str, Field]:
+            """The fields of shard file `name` (`open_shard`), hashed (with verify) before its first read."""
+            problems, fields = open_shard(root / name, manifest, records[name], hashed=verify and name not in hashed)
+            if problems:
+                raise CacheError(problems[0])
+            hashed.add(name)
+            return fields
+
+        self._shard = shard
 
     def extra_file(self, role: str) -> Path:
         """The path of the manifest's extra file `role` (e.g. "scorer"), its hash checked (`manifest.extra_file`)."""

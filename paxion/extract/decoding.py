@@ -13,6 +13,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -36,6 +37,33 @@ def _decode_one(
     except VideoDecodeError as exc:
         return None, exc.reason
     return frames, None
+
+
+@contextmanager
+def _interrupts_kept() -> Iterator[Callable[[], None]]:
+    """Yield check(), which raises KeyboardInterrupt when a Ctrl-C came inside the block. PyAV runs Python's signal
+    handlers inside FFmpeg's callbacks and drops the KeyboardInterrupt they raise (about 1 in 100 Ctrl-Cs during a
+    decode vanished), so the handler here also notes the signal. It replaces only Python's default handler, in the
+    main thread; elsewhere (SIGINT ignored, another handler, another thread) check() does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    seen: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if seen:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
@@ -215,8 +243,13 @@ def decode_batches(
     """
     decode = functools.partial(decode, crop=True) if crop else decode
     if workers == 0:
-        for batch in batches:
-            yield _collate([(p, *_decode_one(decode, videos, clips[p], num_frames, size)) for p in batch])
+        with _interrupts_kept() as check:
+            for batch in batches:
+                items = []
+                for p in batch:
+                    items.append((p, *_decode_one(decode, videos, clips[p], num_frames, size)))
+                    check()
+                yield _collate(items)
         return
     pool = _Pool(clips, batches, (videos, num_frames, size, decode), workers)
     try:
