@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=1024)
     parser.add_argument("--dtype", choices=["fp16", "int8"], nargs="+", default=["fp16", "int8"])
     parser.add_argument("--shard-size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--cache", type=Path, default=None, help="Time this existing cache instead of building one.")
     parser.add_argument("--tiny", action="store_true", help="16 clips, 8-clip shards, 2 repeats: checks it runs.")
     args = parser.parse_args()
