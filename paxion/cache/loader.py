@@ -20,14 +20,6 @@ DEFAULT_MEMORY_BUDGET = 2 * 1000**3  # bytes; a split under this stays resident 
 MAX_POOL_SHARDS = 8  # shards shuffled together when streaming; fewer when two pools overrun the memory budget
 
 
-def _clip_bytes(manifest: dict, fields: Sequence[str]) -> int:
-    """The bytes one clip's `fields` take on the device as stored (`field_specs`; an int8 field with its scales,
-    4 for a field of any dtype or one the manifest does not name)."""
-    specs = field_specs(manifest)
-    return sum(math.prod(shape) * (int(kind[1:]) if kind and kind != "O" else 4)
-               for kind, shape in (specs.get(n, (None, ())) for n in with_scales(fields, specs.__contains__)))
-
-
 @dataclass(frozen=True)
 class Pool:
     """One step of an epoch: load `shards`, append their clips to the carried rows, emit `batches`. Rows of the
@@ -88,12 +80,15 @@ class CacheLoader:
         temporal = ("tokens_rev", "pooled_rev") if cache.temporal else ()
         self.fields = tuple(fields) if fields is not None else TRAIN_FIELDS + temporal
         self.shard_sizes = [int(shard["clips"]) for shard in cache.manifest["splits"][split]["shards"]]
-        self.num_clips = sum(self.shard_sizes)
-        clip_bytes = _clip_bytes(cache.manifest, self.fields)
-        self.nbytes, budget = self.num_clips * clip_bytes, memory_budget
-        self.resident = self.nbytes <= budget
+        # a clip's bytes as stored (int8 fields with their scales; 4 for a field of any dtype or one unnamed)
+        specs = field_specs(cache.manifest)
+        stored = with_scales(self.fields, specs.__contains__)
+        clip_bytes = sum(math.prod(shape) * (int(kind[1:]) if kind and kind != "O" else 4)
+                         for kind, shape in (specs.get(n, (None, ())) for n in stored))
+        self.nbytes = sum(self.shard_sizes) * clip_bytes
+        self.resident = self.nbytes <= memory_budget
         if pool_shards is None:
-            fit = budget // max(1, 2 * clip_bytes * max(self.shard_sizes, default=1))
+            fit = memory_budget // max(1, 2 * clip_bytes * max(self.shard_sizes, default=1))
             pool_shards = min(MAX_POOL_SHARDS, max(2, fit))
         self.pool_shards = max(1, len(self.shard_sizes)) if self.resident else pool_shards
         self.text_emb = torch.from_numpy(np.ascontiguousarray(cache.text_emb)).to(self.device)
@@ -145,14 +140,13 @@ class CacheLoader:
 
     def _iter_streaming(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch, pools = self.epoch, self.plan()
+        # this epoch's reads (epoch, position, shard), then the next epoch's first pool so a new epoch does not wait
         reads = [(epoch, i, k) for i, k in enumerate(k for pool in pools for k in pool.shards)]
-        # reads queued by the previous epoch count only if they are this epoch's first ones
-        if [(e, i) for e, i, _, _ in self._queue] != [(e, i) for e, i, _ in reads[:len(self._queue)]]:
-            self._queue.clear()
-        # after this epoch's reads, start on the next epoch's first pool so a new epoch does not wait
         following = self.plan(epoch + 1)
-        next_first = following[0].shards if following else ()
-        upcoming = reads[len(self._queue):] + [(epoch + 1, i, k) for i, k in enumerate(next_first)]
+        reads += [(epoch + 1, i, k) for i, k in enumerate(following[0].shards if following else ())]
+        if [q[:3] for q in self._queue] != reads[:len(self._queue)]:  # queued by another epoch than this one
+            self._queue.clear()
+        upcoming = reads[len(self._queue):]
         carried: list[dict[str, torch.Tensor]] = []
         for pool in pools:
             loaded = []

@@ -15,28 +15,24 @@ from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are 
 from paxion.cache.quant import CHANNEL_SCALE, SCALE
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 9  # 9: per-clip scalars in one `clips` table, per-shard field lists; 8: mc_aa_idx; 7: aa_same /
-# or_same, per-split counts; 6: int8 tokens with a channel scale; 5: class_idx; 4: h5py; 3: hand-made checksums
+SCHEMA_VERSION = 9  # older ones and what changed: docs/architecture.md section 5
 MANIFEST_FILE, TEXTS_FILE, CONFIG_FILE = "manifest.json", "texts.h5", "config.json"
 SCORER_FILE = "scorer.pt"  # what the backbone's own score needs besides the arrays (X-CLIP's prompt generator)
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
 TABLE = "clips"  # the shard's compound dataset: one column per field that is not a video feature
 # fields starting with these (reversed, scales) are datasets of their own
 FEATURES = ("tokens", "frames", "pooled", "score_context")
-# Fields a temporal backbone whose tokens are time-symmetric leaves out: read as the named field flipped in time,
-# or as it is (neither the score context, Backbone.encode_score_context, nor an int8 clip's channel scale depends
-# on the frames' order then).
-FLIPPED_FIELDS = {"tokens_rev": "tokens", "tokens_rev_scale": "tokens_scale"}
-SHARED_FIELDS = {"score_context_rev": "score_context", "tokens_rev_channel_scale": "tokens_channel_scale"}
+# Fields a temporal backbone whose tokens are time-symmetric leaves out, read as (a stored field, whether flipped in
+# time): the reversed tokens are the tokens flipped; neither the score context (Backbone.encode_score_context) nor an
+# int8 clip's channel scale depends on the frames' order.
+DERIVED_FIELDS = {"tokens_rev": ("tokens", True), "tokens_rev_scale": ("tokens_scale", True),
+                  "tokens_rev_channel_scale": ("tokens_channel_scale", False),
+                  "score_context_rev": ("score_context", False)}
 
 
 def stored_field(name: str, present) -> tuple[str, bool]:
     """(the field of a shard whose fields are `present` that holds `name`, whether it is read flipped in time)."""
-    if name in present:
-        return name, False
-    if name in FLIPPED_FIELDS:
-        return FLIPPED_FIELDS[name], True
-    return SHARED_FIELDS.get(name, name), False
+    return (name, False) if name in present else DERIVED_FIELDS.get(name, (name, False))
 
 
 def shard_file(split: str, k: int, suffix: str = ".h5") -> str:
@@ -68,19 +64,6 @@ def check_file(path: Path, record: dict, *, hashed: bool) -> str | None:
     return None
 
 
-def extra_file(root: str | Path, manifest: dict, role: str) -> Path:
-    """The path of the file the manifest's `files` records under `role` (e.g. "scorer"), checked against its
-    size and XXH3-128; CacheError when the manifest records none or the file is missing or changed."""
-    record = manifest["files"].get(role)
-    if record is None:
-        raise CacheError(f"{Path(root) / MANIFEST_FILE}: records no {role} file; re-extract with --overwrite")
-    path = Path(root) / record["file"]
-    problem = check_file(path, record, hashed=True)
-    if problem:
-        raise CacheError(problem)
-    return path
-
-
 def read_texts(root: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
     """The text table's strings and embeddings [n, d] float32; CacheError unless its hash, count, shape and
     finite values agree with the manifest."""
@@ -88,11 +71,8 @@ def read_texts(root: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
     problem = check_file(path, texts, hashed=True)  # small, and every consumer reads all of it
     if problem:
         raise CacheError(problem)
-    try:
-        with h5py.File(path, "r") as f:
-            strings, emb = list(f["text"].asstr()[()]), f["emb"][()]
-    except (OSError, KeyError) as exc:
-        raise CacheError(f"{path}: unreadable text table ({exc})") from None
+    with h5py.File(path, "r") as f:  # its hash matched: the file extraction wrote
+        strings, emb = list(f["text"].asstr()[()]), f["emb"][()]
     expected = (texts["count"], manifest["backbone"]["embed_dim"])
     if len(strings) != texts["count"] or emb.shape != expected:
         raise CacheError(f"{path}: {len(strings)} texts / emb {emb.shape}, the manifest says {expected}")
@@ -115,8 +95,6 @@ def read_manifest(root: str | Path) -> dict:
     """Load and check a cache's manifest: it must exist, have this code's schema version and the JSON types the
     readers rely on (CacheError otherwise; an older schema: re-extract)."""
     root = Path(root)
-    if not root.is_dir():
-        raise CacheError(f"{root}: not a cache directory")
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != SCHEMA_VERSION:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from h5py import h5d, h5s
+from h5py import h5s
 
 from paxion.cache.manifest import (
+    MANIFEST_FILE,
     TABLE,
     check_backbone,
     check_file,
-    extra_file,
     field_specs,
     read_manifest,
     read_texts,
@@ -24,15 +24,7 @@ from paxion.cache.quant import with_scales
 from paxion.errors import CacheError
 
 MAX_OPEN_SHARDS = 64  # shard files kept open between reads (the ones used last)
-Field = np.ndarray | h5d.DatasetID  # a column of a shard's `clips` table (read at open) or an open dataset
-
-
-def _read_all(field: Field) -> np.ndarray:
-    if isinstance(field, np.ndarray):
-        return field
-    out = np.empty(field.shape, field.dtype)
-    field.read(h5s.ALL, h5s.ALL, out, mtype=field.get_type())  # in the file's own type: a copy, no conversion
-    return out
+Field = np.ndarray | h5py.Dataset  # a column of a shard's `clips` table (read at open) or an open dataset
 
 
 def _layout_problems(fields: dict[str, Field], manifest: dict, clips: int, complete: bool) -> list[str]:
@@ -50,7 +42,7 @@ def _layout_problems(fields: dict[str, Field], manifest: dict, clips: int, compl
             problems.append(f"field {name!r} has shape {field.shape}, expected {(clips, *shape)}")
         elif kind not in (None, "O" if field.dtype.kind == "O" else f"{field.dtype.kind}{field.dtype.itemsize}"):
             problems.append(f"field {name!r} is stored as {field.dtype}, expected {kind}")
-    for name, values in ((n, _read_all(f)) for n, f in fields.items()) if complete and not problems else ():
+    for name, values in ((n, f[()]) for n, f in fields.items()) if complete and not problems else ():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             problems.append(f"field {name!r} has {int((~np.isfinite(values)).sum())} non-finite values")
         if name.endswith("_idx") and ((values < -1) | (values >= manifest["texts"]["count"])).any():
@@ -71,8 +63,10 @@ def open_shard(path: Path, manifest: dict, record: dict, *, hashed: bool,
         return [problem], {}
     try:
         f = h5py.File(path, "r")  # not closed: h5py's close would close its datasets too
-        fields = {n: h5d.open(f.id, n.encode()) for n in f}
-        table = _read_all(fields.pop(TABLE))
+        fields = dict(f.items())
+        stored = fields.pop(TABLE).id
+        table = np.empty(stored.shape, stored.dtype)
+        stored.read(h5s.ALL, h5s.ALL, table, mtype=stored.get_type())  # in the file's own type: no conversion
     except (OSError, KeyError) as exc:
         return [f"{path}: unreadable ({exc})"], {}
     for name in table.dtype.names:
@@ -90,6 +84,7 @@ class Cache:
         have been made by it; default None accepts any backbone.
     verify: when True, each shard file's XXH3-128 is compared with the manifest once, before its first read
         (default False: sizes and layout only).
+    Attributes: manifest, texts (list[str]), text_emb ([n_text, d] float32), temporal, splits (names).
     Raises CacheError for a missing manifest, another schema version (an older one: re-extract), another
     backbone, a shard file that is missing or not the size the manifest records, or a text table that differs
     from its hash or the manifest; reads raise it for a missing field, a field whose clip count, dtype or shape
@@ -107,6 +102,8 @@ class Cache:
             if problem:
                 raise CacheError(problem)
         self.texts, self.text_emb = read_texts(self.root, self.manifest)
+        self.temporal = bool(self.manifest["backbone"]["temporal"])  # reversed clips stored (not frame-wise)
+        self.splits = list(self.manifest["splits"])
         root, manifest, records, hashed = self.root, self.manifest, self._shards, set()  # not self: no cycle
 
         @functools.lru_cache(MAX_OPEN_SHARDS)  # the shards used last stay open (h5py closes an evicted one)
@@ -121,18 +118,15 @@ class Cache:
         self._shard = shard
 
     def extra_file(self, role: str) -> Path:
-        """The path of the manifest's extra file `role` (e.g. "scorer"), its hash checked (`manifest.extra_file`)."""
-        return extra_file(self.root, self.manifest, role)
-
-    @property
-    def temporal(self) -> bool:
-        """Whether the backbone is temporal (reversed clips are stored) rather than frame-wise."""
-        return bool(self.manifest["backbone"]["temporal"])
-
-    @property
-    def splits(self) -> list[str]:
-        """The split names in the cache."""
-        return list(self.manifest["splits"])
+        """The path of the file the manifest's `files` records under `role` (e.g. "scorer"); CacheError when it
+        records none, or the file is missing or differs from its size or XXH3-128."""
+        record = self.manifest["files"].get(role)
+        if record is None:
+            raise CacheError(f"{self.root / MANIFEST_FILE}: records no {role} file; re-extract with --overwrite")
+        problem = check_file(self.root / record["file"], record, hashed=True)
+        if problem:
+            raise CacheError(problem)
+        return self.root / record["file"]
 
     def fields(self, split: str) -> set[str]:
         """The fields every shard of a split stores (a temporal backbone's `tokens_rev` reads even when left out)."""
@@ -181,7 +175,7 @@ class Cache:
                     if isinstance(field, np.ndarray):
                         target[:] = field
                     else:
-                        field.read(h5s.create_simple(target.shape), h5s.ALL, target)  # HDF5 checks the counts
+                        field.id.read(h5s.create_simple(target.shape), h5s.ALL, target)  # HDF5 checks counts
                 except (OSError, ValueError, TypeError) as exc:
                     raise CacheError(f"{self.root / path}: corrupt shard ({exc})") from None
                 if flipped:

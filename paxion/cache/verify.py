@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paxion.atomic import TMP_MARK
-from paxion.cache.manifest import PARTS_DIR, extra_file, read_manifest, read_texts
+from paxion.cache.manifest import PARTS_DIR, check_file, read_manifest, read_texts
 from paxion.cache.reader import open_shard
 from paxion.errors import CacheError
 
@@ -21,12 +21,12 @@ def verify_cache(root: str | Path, *, progress: Callable[[int, int], None] | Non
         return [str(exc)]
     problems = [f"{path}: leftover temporary file of an interrupted write (delete it)"
                 for folder in (root, root / PARTS_DIR) for path in sorted(folder.glob(f"*{TMP_MARK}*"))]
-    for check in [lambda: read_texts(root, manifest)] + [
-            lambda role=role: extra_file(root, manifest, role) for role in manifest["files"]]:
-        try:
-            check()
-        except CacheError as exc:
-            problems.append(str(exc))
+    try:
+        read_texts(root, manifest)
+    except CacheError as exc:
+        problems.append(str(exc))
+    files = [check_file(root / record["file"], record, hashed=True) for record in manifest["files"].values()]
+    problems += filter(None, files)
     for split, info in manifest["splits"].items():
         if sum(s["clips"] for s in info["shards"]) != info["clips"]:
             problems.append(f"split {split!r}: shard clip counts do not add up to {info['clips']}")

@@ -138,9 +138,9 @@ def _encode_clips(backbone: torch.nn.Module, frames: np.ndarray, device: torch.d
         out = {f"{name}{suffix}": t for suffix, feats in views.items() for name, t in feats._asdict().items()}
         if backbone.score_context_shape is not None:  # order-free over time for symmetric tokens: stored once
             out |= {f"score_context{suffix}": backbone.encode_score_context(feats) for suffix, feats in views.items()
-                    if not (suffix and backbone.tokens_symmetric)}  # the reader shares it (manifest.SHARED_FIELDS)
+                    if not (suffix and backbone.tokens_symmetric)}  # the reader shares it (manifest.DERIVED_FIELDS)
     if backbone.tokens_symmetric:
-        del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.FLIPPED_FIELDS)
+        del out["tokens_rev"]  # the reader flips `tokens` (cache.manifest.DERIVED_FIELDS)
     return {name: t.float().cpu().numpy() for name, t in out.items()}
 
 
