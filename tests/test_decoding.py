@@ -104,11 +104,16 @@ def _decode_dropping_interrupts(path, **kwargs):
 
 
 def test_a_ctrl_c_that_the_decoder_drops_still_stops_in_process_decoding(videos):
-    with pytest.raises(KeyboardInterrupt):
-        _run(videos, ["a.mp4", "b.mp4"], [[0], [1]], workers=0, decode=_decode_dropping_interrupts)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a run started with Ctrl-C ignored (a background job) goes on
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `paxion extract`
     try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(videos, ["a.mp4", "b.mp4"], [[0], [1]], workers=0, decode=_decode_dropping_interrupts)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the clip
+        abandoned = decode_batches(_clips(["a.mp4", "b.mp4"]), [[0], [1]], videos, num_frames=2, size=8, workers=0)
+        next(abandoned)  # a run stopped between batches (an error elsewhere) leaves no handler of its own behind
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a run started with Ctrl-C ignored (a background job) goes on
         assert len(_run(videos, ["a.mp4", "b.mp4"], [[0], [1]], workers=0, decode=_decode_dropping_interrupts)) == 2
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, before)

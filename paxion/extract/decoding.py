@@ -33,37 +33,39 @@ def _decode_one(
     """(frames, None) for a good clip, (None, reason) for a bad video."""
     try:
         path = find_video(videos, clip) or videos / clip["video"]
-        frames = decode(path, num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end"))
+        with _signals_kept():
+            frames = decode(path, num_frames=num_frames, size=size, start=clip.get("start"), end=clip.get("end"))
     except VideoDecodeError as exc:
         return None, exc.reason
     return frames, None
 
 
 @contextmanager
-def _interrupts_kept() -> Iterator[Callable[[], None]]:
-    """Yield check(), which raises KeyboardInterrupt when a Ctrl-C came inside the block. PyAV runs Python's signal
-    handlers inside FFmpeg's callbacks and drops the KeyboardInterrupt they raise (about 1 in 100 Ctrl-Cs during a
-    decode vanished), so the handler here also notes the signal. It replaces only Python's default handler, in the
-    main thread; elsewhere (SIGINT ignored, another handler, another thread) check() does nothing."""
+def _signals_kept() -> Iterator[None]:
+    """Re-raise, at the end of the block, what the SIGINT handler raised inside it. PyAV runs Python's signal
+    handlers inside FFmpeg's callbacks and drops the KeyboardInterrupt they raise (in a loop of decodes interrupted
+    at random times, 5 of 600 Ctrl-Cs vanished), so the handler is wrapped for the block and put back after it.
+    Only in the main thread and for a Python handler (SIGINT ignored stays ignored)."""
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
-        yield lambda: None
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
         return
-    seen: list[int] = []
+    raised: list[BaseException] = []
 
-    def note(signum: int, frame: object) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
+    def noted(signum: int, frame: object) -> None:
+        try:
+            previous(signum, frame)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
 
-    def check() -> None:
-        if seen:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, note)
+    signal.signal(signal.SIGINT, noted)
     try:
-        yield check
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
+    if raised:
+        raise raised[0]
 
 
 def _collate(items: list[tuple[int, np.ndarray | None, str | None]]) -> dict:
@@ -243,13 +245,8 @@ def decode_batches(
     """
     decode = functools.partial(decode, crop=True) if crop else decode
     if workers == 0:
-        with _interrupts_kept() as check:
-            for batch in batches:
-                items = []
-                for p in batch:
-                    items.append((p, *_decode_one(decode, videos, clips[p], num_frames, size)))
-                    check()
-                yield _collate(items)
+        for batch in batches:
+            yield _collate([(p, *_decode_one(decode, videos, clips[p], num_frames, size)) for p in batch])
         return
     pool = _Pool(clips, batches, (videos, num_frames, size, decode), workers)
     try:
