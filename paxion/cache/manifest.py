@@ -97,11 +97,11 @@ def read_manifest(root: str | Path) -> dict:
     root = Path(root)
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if version != SCHEMA_VERSION:
+    if isinstance(version, int) and version < SCHEMA_VERSION:
         raise CacheError(f"{root}: cache schema version {version} was made by an older paxion, this one reads version "
-                         f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`"
-                         if isinstance(version, int) and version < SCHEMA_VERSION else
-                         f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
+                         f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`")
+    if version != SCHEMA_VERSION:
+        raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
     problem = _type_problem(manifest, _MANIFEST_TYPES, "manifest")
     if problem:
         raise CacheError(f"{root / MANIFEST_FILE}: malformed ({problem})")

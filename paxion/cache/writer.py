@@ -112,7 +112,10 @@ class ShardWriter:
                         for name, ds in self._file.items():
                             _add_field(shrunk, name, ds[: self.count])
                 self._file.close()
-                os.replace(self.tmp, final) if self.count == self.capacity else os.unlink(self.tmp)
+                if self.count == self.capacity:
+                    os.replace(self.tmp, final)
+                else:
+                    os.unlink(self.tmp)
                 self._file = None
                 with h5py.File(final, "r") as f:
                     wrong = [name for name, digest in expected.items() if _digest(f[name][()]) != digest]

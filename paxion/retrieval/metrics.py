@@ -26,8 +26,9 @@ def first_hits(
     depth. ties: int (above, negatives, positives) around the first positive's score s: the items scoring above
     s + tolerance, and the negatives and positives (itself included) within `tolerance` of s (default the
     project's TIE_TOLERANCE); (0, 0, 0) where the rank is inf. `recall_credit` and `expected_ranks` turn them into
-    recall at k and the expected rank under a random order of the tied items. A query whose tie group reaches the end of its top-depth list (its positive
-    found or not) is searched deeper until the group ends, so recall at k <= depth is exact.
+    recall at k and the expected rank under a random order of the tied items. A query whose tie group reaches the
+    end of its top-depth list (its positive found or not) is searched deeper until the group ends, so recall at
+    k <= depth is exact.
     Queries go in chunks small enough that their top-depth lists stay within BLOCK_SCORES entries; progress(j)
     after each j queries of the first search.
     """
