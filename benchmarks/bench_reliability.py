@@ -233,7 +233,7 @@ def bad_inputs(world: World, reference: Path, tmp: Path, *, tiny: bool) -> tuple
         tmp / "out-videos")
 
     damaged = {name: shutil.copytree(reference, tmp / f"cache-{name}") for name in
-               ("truncated-shard", "truncated-texts", "garbage-manifest", "no-texts", "old-schema")}
+               ("truncated-shard", "truncated-texts", "garbage-manifest", "edited-manifest", "no-texts", "old-schema")}
     shard = min(damaged["truncated-shard"].glob("*-00000.h5"))
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     texts = damaged["truncated-texts"] / "texts.h5"
@@ -241,6 +241,8 @@ def bad_inputs(world: World, reference: Path, tmp: Path, *, tiny: bool) -> tuple
     (damaged["garbage-manifest"] / MANIFEST_FILE).write_text('{"schema_version": 4, "splits": [')
     (damaged["no-texts"] / "texts.h5").unlink()
     manifest = read_json(damaged["old-schema"] / MANIFEST_FILE)
+    edited = manifest | {"frames": manifest["frames"] + 1}  # a hand edit that keeps the manifest's xxh3_128
+    (damaged["edited-manifest"] / MANIFEST_FILE).write_text(json.dumps(edited))
     (damaged["old-schema"] / MANIFEST_FILE).write_text(json.dumps(manifest | {"schema_version": 3}))
     split = next(iter(manifest["splits"]))
     for name, root in damaged.items():

@@ -22,7 +22,7 @@ import torch
 from _tiny import parse_args
 
 from paxion.cache.loader import MAX_POOL_SHARDS, CacheLoader
-from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
+from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_manifest
 from paxion.cache.reader import Cache
 from paxion.cache.writer import ShardWriter, write_texts
 from paxion.device import resolve_device
@@ -53,7 +53,7 @@ def write_random_cache(root: Path, *, clips: int, shard_size: int, token_dtype: 
         shards.append(writer.finish())
     backbone = {"name": "random", "config_hash": "random", "temporal": False, "embed_dim": DIM, "token_dim": WIDTH,
                 "tokens_per_frame": TOKENS, "num_params": 0}
-    write_json(root / "manifest.json", {
+    write_manifest(root, {
         "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": token_dtype,
         "bench": {"builtin_world": False}, "texts": texts, "files": {}, "splits": {"train": {"clips": clips, "shards": shards}},
         "failed": []})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,11 +12,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import xxhash
 from fakes import FakeBackbone, make_bench
 
 from paxion.atomic import TMP_MARK, temporary_name
 from paxion.cache import reader
-from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, write_json
+from paxion.cache.manifest import SCHEMA_VERSION, file_hash, read_manifest, write_manifest
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
 from paxion.cache.writer import ShardWriter, write_texts
@@ -93,7 +95,7 @@ def test_missing_field_or_wrong_clip_count_is_refused(cache_dir):
         Cache(cache_dir).read_split("train", ["tokens", "nope"])
     manifest = read_manifest(cache_dir)
     manifest["splits"]["train"]["shards"][1]["clips"] = 3
-    write_json(cache_dir / "manifest.json", manifest)
+    write_manifest(cache_dir, manifest)
     with pytest.raises(CacheError, match="train-00001.h5: field '[a-z_]+' holds \\(2,\\) clips, the manifest says 3"):
         Cache(cache_dir).read_split("train")
 
@@ -104,18 +106,39 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
     with pytest.raises(CacheError, match="config"):
         Cache(cache_dir, backbone=FakeBackbone(seed=1))
     manifest = read_manifest(cache_dir)
-    write_json(cache_dir / "manifest.json", manifest | {"schema_version": 3})
+    write_manifest(cache_dir, manifest | {"schema_version": 3})
     with pytest.raises(CacheError) as old:
         Cache(cache_dir)
     assert str(old.value) == (
         f"{cache_dir}: cache schema version 3 was made by an older paxion, this one reads version {SCHEMA_VERSION}; "
         "re-extract it with `paxion extract ... --overwrite`"
     )
-    write_json(cache_dir / "manifest.json", manifest | {"schema_version": 99})
+    write_manifest(cache_dir, manifest | {"schema_version": 99})
     with pytest.raises(CacheError, match=f"schema version 99, this paxion reads version {SCHEMA_VERSION}$"):
         Cache(cache_dir)
 
 
+
+
+def test_a_manifest_edited_by_hand_is_refused(cache_dir):
+    written = read_manifest(cache_dir)
+    expected = xxhash.xxh3_128_hexdigest(json.dumps({k: v for k, v in written.items() if k != "xxh3_128"},
+                                                    sort_keys=True, ensure_ascii=False).encode())
+    assert written["xxh3_128"] == expected
+    path = cache_dir / "manifest.json"
+    # a value of the right type (silently wrong without the hash), another type, a lost key, a changed hash
+    for edit in ({"frames": written["frames"] + 1}, {"backbone": written["backbone"] | {"temporal": "no"}},
+                 {"xxh3_128": "0" * 32}):
+        path.write_text(json.dumps(written | edit))
+        with pytest.raises(CacheError) as edited:
+            Cache(cache_dir)
+        assert str(edited.value) == (f"{path}: its values differ from its xxh3_128 (edited or corrupt); re-extract it "
+                                     "with `paxion extract ... --overwrite`")
+    path.write_text(json.dumps({k: v for k, v in written.items() if k != "texts"}))
+    with pytest.raises(CacheError, match="differ from its xxh3_128"):
+        read_manifest(cache_dir)
+    path.write_text(json.dumps(written, indent=None))  # the layout of the JSON text is not part of the hash
+    assert read_manifest(cache_dir) == written
 def test_truncated_or_missing_shard_is_refused_at_open(cache_dir):
     shard = cache_dir / "train-00001.h5"
     size = shard.stat().st_size
@@ -139,7 +162,7 @@ def test_a_field_stored_in_another_dtype_is_refused_at_first_read(cache_dir):
         f.create_dataset("clips", data=wider)
     manifest = read_manifest(cache_dir)
     manifest["splits"]["validation"]["shards"][0]["bytes"] = path.stat().st_size
-    write_json(cache_dir / "manifest.json", manifest)
+    write_manifest(cache_dir, manifest)
     cache = Cache(cache_dir)  # sizes agree: the open itself passes
     with pytest.raises(CacheError, match="validation-00000.h5: field 'label' is stored as int64, expected i4"):
         cache.read_split("validation", ["pooled"])
@@ -224,7 +247,7 @@ def test_ids_of_any_length_and_script_read_back_as_str(tmp_path):
     backbone = {"name": "none", "config_hash": "none", "temporal": False, "embed_dim": 4, "token_dim": 4,
                 "tokens_per_frame": 1}
     splits = {"train": {"clips": 3, "shards": [record]}}
-    write_json(tmp_path / "manifest.json", {"schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": 1,
+    write_manifest(tmp_path, {"schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": 1,
                                             "token_dtype": "fp16", "texts": texts, "files": {}, "splits": splits})
     got = Cache(tmp_path).read_split("train")["id"]
     assert got.dtype == object and got.tolist() == ["a", "clip-é-ü-longer", "日本"]
@@ -260,10 +283,10 @@ def test_verify_and_reader_catch_non_finite_values_and_bad_shapes(cache_dir):
     manifest = read_manifest(cache_dir)
     record = manifest["splits"]["validation"]["shards"][0]
     record |= {"bytes": path.stat().st_size, "xxh3_128": file_hash(path)}  # as if extraction had written the NaN
-    write_json(cache_dir / "manifest.json", manifest)
+    write_manifest(cache_dir, manifest)
     problems = verify_cache(cache_dir)
     assert problems == [f"{path}: field 'pooled' has 1 non-finite values"]
-    write_json(cache_dir / "manifest.json", manifest | {"frames": 5})
+    write_manifest(cache_dir, manifest | {"frames": 5})
     problems = verify_cache(cache_dir)
     assert len(problems) == 6 and all("field 'frames' has shape" in p or "field 'tokens' has shape" in p
                                       for p in problems)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fakes import make_bench
 
+from paxion.cache.manifest import write_manifest
 from paxion.cli import main
 from paxion.extract.backbones import load_backbone
 from paxion.extract.pipeline import extract
@@ -58,16 +59,16 @@ def paths(tmp_path_factory) -> dict[str, str]:
     shutil.copytree(w / "cache", w / "other_backbone")
     manifest = json.loads((w / "other_backbone" / "manifest.json").read_text())
     manifest["backbone"]["config_hash"] = "0123456789abcdef"
-    (w / "other_backbone" / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(w / "other_backbone", manifest)
     shutil.copytree(w / "cache", w / "truncated")
     shard = w / "truncated" / "train-00000.h5"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     shutil.copytree(w / "cache", w / "bad_manifest")
     (w / "bad_manifest" / "manifest.json").write_text('{"schema_version": 5, "splits": ')
-    shutil.copytree(w / "cache", w / "mistyped")
-    manifest = json.loads((w / "mistyped" / "manifest.json").read_text())
-    manifest["splits"]["train"]["shards"][0]["bytes"] = "125868"
-    (w / "mistyped" / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copytree(w / "cache", w / "edited")
+    manifest = json.loads((w / "edited" / "manifest.json").read_text())
+    manifest["splits"]["train"]["shards"][0]["bytes"] = "125868"  # a hand edit, the manifest's xxh3_128 kept
+    (w / "edited" / "manifest.json").write_text(json.dumps(manifest))
     _bench_copy(bench, w / "bench_start", lambda rows: [dict(rows[0], start="0.1"), *rows[1:]])
     _bench_copy(bench, w / "bench_ids", lambda rows: [dict(row, id="[/b]") for row in rows])
     (w / "plain.txt").write_text("not a folder\n")
@@ -83,7 +84,7 @@ def paths(tmp_path_factory) -> dict[str, str]:
     (w / "jsonl" / "train.jsonl").write_text('{"id": "1", "caption": "Pushing a ball"\n')
     return {"w": str(w), "bench": str(bench), "videos": str(videos), "missing": str(w / "missing"),
             "file": str(w / "plain.txt"), "binary": str(w / "binary.txt"), **{name: str(w / name) for name in (
-                "cache", "cache2", "run", "run_kt", "other_backbone", "truncated", "bad_manifest", "mistyped", "bench_start",
+                "cache", "cache2", "run", "run_kt", "other_backbone", "truncated", "bad_manifest", "edited", "bench_start",
                 "bench_ids", "run_garbage", "run_cut", "ssv2", "jsonl")}}
 
 
@@ -157,8 +158,8 @@ CASES = [
     ("cache-info-file", ["cache", "info", "{file}"], "is a file"),
     ("cache-info-not-a-cache", ["cache", "info", "{videos}"], "manifest.json: missing"),
     ("cache-info-bad-manifest", ["cache", "info", "{bad_manifest}"], "manifest.json: unreadable"),
-    ("cache-info-mistyped-manifest", ["cache", "info", "{mistyped}"],
-     "manifest.json: malformed (manifest.splits['train'].shards[0].bytes must be an integer)"),
+    ("cache-info-edited-manifest", ["cache", "info", "{edited}"],
+     "{edited}/manifest.json: its values differ from its xxh3_128 (edited or corrupt); re-extract it with"),
     ("cache-verify-truncated-shard", ["cache", "verify", "{truncated}"],
      "1 problem(s) found, the first: {truncated}/train-00000.h5: {truncated_size} bytes, the manifest says"),
     ("cache-verify-not-a-cache", ["cache", "verify", "{videos}"], "manifest.json: missing"),
@@ -199,8 +200,8 @@ CASES = [
      "backbone"),
     ("eval-truncated-shard", ["eval", "--cache", "{truncated}", "--backbone-only", "--split", "train",
                               "--device", "cpu"], "train-00000.h5: {truncated_size} bytes, the manifest says"),
-    ("eval-mistyped-manifest", ["eval", "--cache", "{mistyped}", "--backbone-only", "--device", "cpu"],
-     "manifest.json: malformed"),
+    ("eval-edited-manifest", ["eval", "--cache", "{edited}", "--backbone-only", "--device", "cpu"],
+     "manifest.json: its values differ from its xxh3_128"),
     ("eval-split-unknown", ["eval", *CACHE, "--backbone-only", "--split", "nosuch"], "nosuch"),
     ("eval-ids-missing", ["eval", *CACHE, "--backbone-only", "--ids", "{missing}"], "does not exist"),
     ("eval-run-without-model", ["eval", *CACHE, "--run", "{videos}"], "model.pt"),

@@ -19,7 +19,7 @@ from fakes import FakeBackbone, make_bench
 from tiny_cache import make_cache, replace_shard
 
 from paxion import atomic
-from paxion.cache.manifest import read_json, write_json
+from paxion.cache.manifest import read_json, write_manifest
 from paxion.cache.reader import Cache
 from paxion.cache.verify import verify_cache
 from paxion.cache.writer import ShardWriter, write_texts
@@ -273,7 +273,7 @@ def test_zeroshot_splits_credit_between_classes_whose_texts_embed_alike(tmp_path
     classes = [f"template {a}" for a in range(4)]
     emb[texts.index("template 1")] = emb[texts.index("template 0")]  # two classes the backbone cannot tell apart
     manifest = read_json(root / "manifest.json")
-    write_json(root / "manifest.json", manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
+    write_manifest(root, manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
     cache = Cache(root)
     labels = cache.read_split("validation", ["label"])["label"]
     scores = _backbone_scores(cache)[:, [texts.index(c) for c in classes]]

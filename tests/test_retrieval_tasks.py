@@ -14,7 +14,7 @@ from tiny_cache import make_cache, replace_shard
 from paxion import cli as cli_module
 from paxion.analysis.items import recall_summary
 from paxion.analysis.predict import task_predictions
-from paxion.cache.manifest import read_json, write_json
+from paxion.cache.manifest import read_json, write_manifest
 from paxion.cache.reader import Cache
 from paxion.cache.writer import write_texts
 from paxion.errors import CacheError, PaxionError
@@ -35,7 +35,7 @@ def _unit(x):
 def _set_bench(root, **bench):
     manifest = read_json(root / "manifest.json")
     manifest["bench"].update(bench)
-    write_json(root / "manifest.json", manifest)
+    write_manifest(root, manifest)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_zeroshot_prompt_wraps_the_candidates_but_clips_match_by_name(tmp_path):
     texts = Cache(root).texts + prompts
     emb = np.concatenate([Cache(root).text_emb, rng.normal(size=(4, Cache(root).text_emb.shape[1]))])
     manifest = read_json(root / "manifest.json")
-    write_json(root / "manifest.json", manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
+    write_manifest(root, manifest | {"texts": write_texts(root / "texts.h5", texts, emb)})
     cache = Cache(root)
     out = run_task(cache, BackboneScorer(temporal=False), "zeroshot", prompt="a video of {}")
     accuracy, n = _zeroshot_reference(cache, TEMPLATES, prompts)

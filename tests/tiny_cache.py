@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_json
+from paxion.cache.manifest import SCHEMA_VERSION, shard_file, write_manifest
 from paxion.cache.writer import ShardWriter, write_texts
 
 FRAMES, TOKENS, DIM = 4, 2, 16
@@ -93,7 +93,7 @@ def make_cache(root: str | Path, *, clips: dict[str, int] | None = None, shard_s
                          "salient": int(fields["salient"].sum())}
     backbone = {"name": "fake-framewise", "config_hash": f"fake{seed}", "temporal": False, "embed_dim": DIM,
                 "token_dim": DIM, "tokens_per_frame": TOKENS, "num_params": 1_000_000}
-    write_json(root / "manifest.json", {
+    write_manifest(root, {
         "schema_version": SCHEMA_VERSION, "backbone": backbone, "frames": FRAMES, "token_dtype": "fp16",
         "saliency": {"delta_vt": 0.003, "theta_vv": 0.95, "backbone": None},
         "bench": {"dataset": "tiny", "builtin_world": builtin_world, "classes": None, "temporal_classes": None},
@@ -109,4 +109,4 @@ def replace_shard(root: str | Path, split: str, k: int, fields: dict[str, np.nda
     writer.append(fields)
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["splits"][split]["shards"][k] = writer.finish()
-    write_json(root / "manifest.json", manifest)
+    write_manifest(root, manifest)

@@ -3,9 +3,10 @@ on a background thread and shuffled together."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,17 +96,15 @@ class CacheLoader:
         self.epoch = 0
         self._data: dict[str, torch.Tensor] | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxion-prefetch")
-        self._queue: list[tuple[int, int, int, Future]] = []
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order the next iteration follows (seed + epoch -> order)."""
         self.epoch = epoch
 
-    def plan(self, epoch: int | None = None) -> list[Pool]:
-        """The pools and global batches (before the rank slice) of an epoch, by default the current one."""
-        return plan_epoch(self.shard_sizes, batch_size=self.batch_size, seed=self.seed,
-                          epoch=self.epoch if epoch is None else epoch, pool_shards=self.pool_shards,
-                          shuffle=self.shuffle, drop_last=self.drop_last)
+    def plan(self) -> list[Pool]:
+        """The pools and global batches (before the rank slice) of the current epoch."""
+        return plan_epoch(self.shard_sizes, batch_size=self.batch_size, seed=self.seed, epoch=self.epoch,
+                          pool_shards=self.pool_shards, shuffle=self.shuffle, drop_last=self.drop_last)
 
     def __len__(self) -> int:
         return sum(len(pool.batches) for pool in self.plan())
@@ -139,29 +138,18 @@ class CacheLoader:
                 yield self._slice(self._data, rows[batch])
 
     def _iter_streaming(self) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, pools = self.epoch, self.plan()
-        # this epoch's reads (epoch, position, shard), then the next epoch's first pool so a new epoch does not wait
-        reads = [(epoch, i, k) for i, k in enumerate(k for pool in pools for k in pool.shards)]
-        following = self.plan(epoch + 1)
-        reads += [(epoch + 1, i, k) for i, k in enumerate(following[0].shards if following else ())]
-        if [q[:3] for q in self._queue] != reads[:len(self._queue)]:  # queued by another epoch than this one
-            self._queue.clear()
-        upcoming = reads[len(self._queue):]
+        pools = self.plan()
+        # the shards' reads, kept `pool_shards` ahead on the background thread so a pool rarely waits for them
+        reads = (self._reader.submit(self._read_host, k) for pool in pools for k in pool.shards)
+        ahead = list(itertools.islice(reads, self.pool_shards))
         carried: list[dict[str, torch.Tensor]] = []
         for pool in pools:
             loaded = []
             for _ in pool.shards:
-                self._fill(upcoming)
-                loaded.append(self._queue.pop(0)[3].result())
+                loaded.append(ahead.pop(0).result())
+                ahead += itertools.islice(reads, 1)
             buffer = self._load(carried + loaded)
             for batch in pool.batches:
                 yield self._slice(buffer, batch)
             keep = torch.from_numpy(pool.carry).to(self.device)
             carried = [{name: t.index_select(0, keep) for name, t in buffer.items()}]
-        self._fill(upcoming)
-
-    def _fill(self, upcoming: list[tuple[int, int, int]]) -> None:
-        """Keep `pool_shards` shard reads (epoch, position, shard) queued on the background thread."""
-        while len(self._queue) < self.pool_shards and upcoming:
-            e, i, k = upcoming.pop(0)
-            self._queue.append((e, i, k, self._reader.submit(self._read_host, k)))

@@ -11,11 +11,11 @@ import h5py
 import numpy as np
 import xxhash
 
-from paxion.atomic import write_json  # noqa: F401  (the cache's JSON files are written through it)
+from paxion.atomic import write_json
 from paxion.cache.quant import CHANNEL_SCALE, SCALE
 from paxion.errors import CacheError
 
-SCHEMA_VERSION = 9  # older ones and what changed: docs/architecture.md section 5
+SCHEMA_VERSION = 10  # older ones and what changed: docs/architecture.md section 5
 MANIFEST_FILE, TEXTS_FILE, CONFIG_FILE = "manifest.json", "texts.h5", "config.json"
 SCORER_FILE = "scorer.pt"  # what the backbone's own score needs besides the arrays (X-CLIP's prompt generator)
 PARTS_DIR = "parts"  # per-shard sidecar records and the extraction config, written while extracting
@@ -92,8 +92,9 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_manifest(root: str | Path) -> dict:
-    """Load and check a cache's manifest: it must exist, have this code's schema version and the JSON types the
-    readers rely on (CacheError otherwise; an older schema: re-extract)."""
+    """Load and check a cache's manifest: it must exist, have this code's schema version and match its own
+    XXH3-128 (`write_manifest`), so every value is the one extraction wrote (CacheError otherwise; an older schema:
+    re-extract)."""
     root = Path(root)
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
@@ -102,34 +103,24 @@ def read_manifest(root: str | Path) -> dict:
                          f"{SCHEMA_VERSION}; re-extract it with `paxion extract ... --overwrite`")
     if version != SCHEMA_VERSION:
         raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
-    problem = _type_problem(manifest, _MANIFEST_TYPES, "manifest")
-    if problem:
-        raise CacheError(f"{root / MANIFEST_FILE}: malformed ({problem})")
+    if manifest.get("xxh3_128") != _manifest_hash(manifest):
+        raise CacheError(f"{root / MANIFEST_FILE}: its values differ from its xxh3_128 (edited or corrupt); re-extract "
+                         "it with `paxion extract ... --overwrite`")
     return manifest
 
 
-_FILE_TYPES = {"file": str, "bytes": int, "xxh3_128": str}
-# the JSON types the readers rely on: a type, [type of every item], {str: type of every value} or {key: type}
-_MANIFEST_TYPES = {"backbone": {"name": str, "config_hash": str, "temporal": bool, "embed_dim": int, "token_dim": int,
-                                "tokens_per_frame": int},
-                   "frames": int, "token_dtype": str, "texts": _FILE_TYPES, "files": {str: _FILE_TYPES},
-                   "splits": {str: {"clips": int, "shards": [_FILE_TYPES | {"clips": int, "fields": list}]}}}
-_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "true or false"}
+def write_manifest(root: str | Path, manifest: dict) -> dict:
+    """Write manifest.json atomically with `xxh3_128`: the XXH3-128 of its other keys as `json.dumps(...,
+    sort_keys=True, ensure_ascii=False)` writes them (the manifest holds every other file's hash: this closes the
+    chain). Returns the manifest written."""
+    manifest = manifest | {"xxh3_128": _manifest_hash(manifest)}
+    write_json(Path(root) / MANIFEST_FILE, manifest)
+    return manifest
 
 
-def _type_problem(value: Any, types: Any, where: str) -> str | None:
-    """Where `value` has another JSON type than `types` gives it (a hand edit), or None."""
-    kind = types if isinstance(types, type) else type(types)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        return f"{where} must be {_JSON_NAMES[kind]}"
-    if isinstance(types, list):
-        parts = [(item, types[0], f"{where}[{i}]") for i, item in enumerate(value)]
-    elif isinstance(types, dict):
-        parts = ([(item, types[str], f"{where}[{key!r}]") for key, item in value.items()] if str in types else
-                 [(value.get(key), inner, f"{where}.{key}") for key, inner in types.items()])
-    else:
-        return None
-    return next((p for part in parts if (p := _type_problem(*part))), None)
+def _manifest_hash(manifest: dict) -> str:
+    body = {key: value for key, value in manifest.items() if key != "xxh3_128"}
+    return xxhash.xxh3_128_hexdigest(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
 
 
 def check_backbone(manifest: dict, backbone: object, *, root: str | Path) -> None:

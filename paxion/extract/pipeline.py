@@ -29,6 +29,7 @@ from paxion.cache.manifest import (
     file_record,
     read_json,
     shard_file,
+    write_manifest,
 )
 from paxion.cache.writer import TOKEN_DTYPES, ShardWriter, write_texts
 from paxion.device import resolve_device
@@ -329,12 +330,10 @@ def assemble_manifest(out: str | Path, plans: list[ShardPlan], config: dict, *, 
             split["clips"] += part["shard"]["clips"]
             split["shards"].append(part["shard"])
         split |= add_counts(split, part["counts"])
-    manifest = config | {
+    return write_manifest(out, config | {
         "bench": meta, "texts": texts, "files": files or {}, "splits": by_split,
         "failed": [f for p in parts for f in p["failed"]],
-    }
-    write_json(out / MANIFEST_FILE, manifest)
-    return manifest
+    })
 
 
 @dataclass

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paxion.atomic import write_json
-from paxion.cache.manifest import MANIFEST_FILE, check_backbone
+from paxion.cache.manifest import check_backbone, write_manifest
 from paxion.cache.reader import Cache
 from paxion.cache.writer import write_texts
 from paxion.errors import PaxionError
@@ -106,5 +105,5 @@ def add_texts(root: str | Path, texts: Sequence[str], *, backbone=None, device: 
     check_backbone(cache.manifest, backbone, root=root)
     emb = np.concatenate([cache.text_emb.astype(np.float32), encode_texts(backbone, new, batch_size=batch_size)])
     record = write_texts(root / cache.manifest["texts"]["file"], cache.texts + new, emb)
-    write_json(root / MANIFEST_FILE, cache.manifest | {"texts": record})
+    write_manifest(root, cache.manifest | {"texts": record})
     return new
