@@ -120,7 +120,7 @@ def test_other_backbone_or_schema_is_refused(cache_dir):
 
 
 
-def test_a_manifest_edited_by_hand_is_refused(cache_dir):
+def test_a_manifest_edited_by_hand_is_refused_and_a_rerun_repairs_it(tmp_path, cache_dir):
     written = read_manifest(cache_dir)
     expected = xxhash.xxh3_128_hexdigest(json.dumps({k: v for k, v in written.items() if k != "xxh3_128"},
                                                     sort_keys=True, ensure_ascii=False).encode())
@@ -132,13 +132,21 @@ def test_a_manifest_edited_by_hand_is_refused(cache_dir):
         path.write_text(json.dumps(written | edit))
         with pytest.raises(CacheError) as edited:
             Cache(cache_dir)
-        assert str(edited.value) == (f"{path}: its values differ from its xxh3_128 (edited or corrupt); re-extract it "
-                                     "with `paxion extract ... --overwrite`")
+        assert str(edited.value) == (f"{path}: its values differ from its xxh3_128 (edited or corrupt); rerun the "
+                                     "`paxion extract` that made the cache: it keeps the finished shards and rewrites "
+                                     "the manifest")
     path.write_text(json.dumps({k: v for k, v in written.items() if k != "texts"}))
     with pytest.raises(CacheError, match="differ from its xxh3_128"):
         read_manifest(cache_dir)
     path.write_text(json.dumps(written, indent=None))  # the layout of the JSON text is not part of the hash
     assert read_manifest(cache_dir) == written
+    path.write_text(json.dumps(written | {"frames": 2}))
+    shards = {p.name: p.stat().st_mtime_ns for p in cache_dir.glob("*.h5")}
+    bench = tmp_path / "world"  # the fixture's bench: the rerun the message asks for
+    extract(bench / "bench", bench / "videos", cache_dir, FakeBackbone(), frames=4, workers=0, shard_size=2,
+            batch_size=2)
+    assert read_manifest(cache_dir) == written
+    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.glob("*.h5")} == shards
 def test_truncated_or_missing_shard_is_refused_at_open(cache_dir):
     shard = cache_dir / "train-00001.h5"
     size = shard.stat().st_size

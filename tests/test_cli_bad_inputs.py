@@ -159,7 +159,7 @@ CASES = [
     ("cache-info-not-a-cache", ["cache", "info", "{videos}"], "manifest.json: missing"),
     ("cache-info-bad-manifest", ["cache", "info", "{bad_manifest}"], "manifest.json: unreadable"),
     ("cache-info-edited-manifest", ["cache", "info", "{edited}"],
-     "{edited}/manifest.json: its values differ from its xxh3_128 (edited or corrupt); re-extract it with"),
+     "{edited}/manifest.json: its values differ from its xxh3_128 (edited or corrupt); rerun the `paxion extract`"),
     ("cache-verify-truncated-shard", ["cache", "verify", "{truncated}"],
      "1 problem(s) found, the first: {truncated}/train-00000.h5: {truncated_size} bytes, the manifest says"),
     ("cache-verify-not-a-cache", ["cache", "verify", "{videos}"], "manifest.json: missing"),

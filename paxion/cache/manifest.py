@@ -104,8 +104,8 @@ def read_manifest(root: str | Path) -> dict:
     if version != SCHEMA_VERSION:
         raise CacheError(f"{root}: cache schema version {version}, this paxion reads version {SCHEMA_VERSION}")
     if manifest.get("xxh3_128") != _manifest_hash(manifest):
-        raise CacheError(f"{root / MANIFEST_FILE}: its values differ from its xxh3_128 (edited or corrupt); re-extract "
-                         "it with `paxion extract ... --overwrite`")
+        raise CacheError(f"{root / MANIFEST_FILE}: its values differ from its xxh3_128 (edited or corrupt); rerun the "
+                         "`paxion extract` that made the cache: it keeps the finished shards and rewrites the manifest")
     return manifest
 
 
