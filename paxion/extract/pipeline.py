@@ -256,8 +256,10 @@ def _scorer_file(out: Path, backbone: torch.nn.Module) -> dict:
     if state is None:
         return {}
     path, record_path = out / SCORER_FILE, out / PARTS_DIR / "scorer.json"
-    if record_path.is_file() and path.is_file() and file_hash(path) == read_json(record_path).get("xxh3_128"):
-        return {"scorer": read_json(record_path)}
+    if record_path.is_file() and path.is_file():
+        record = read_json(record_path)
+        if file_hash(path) == record.get("xxh3_128"):
+            return {"scorer": record}
     save_torch(path, state)
     record = file_record(path)
     write_json(record_path, record)
