@@ -47,16 +47,23 @@ def first_hits(
             best = scores[np.arange(len(rows)), first]
             best[~found] = _best_positive(index, queries[rows[~found]], query_keys[rows[~found]], item_keys)
             best = best[:, None]
-            near = np.abs(scores - best) <= tolerance
             # the tie group may go on below the list (a positive not found may be in it): search that query deeper
-            reaches_end = near[:, -1] & (depth < index.n)
+            reaches_end = (np.abs(scores[:, -1] - best[:, 0]) <= tolerance) & (depth < index.n)
             done = found & ~reaches_end
             ranks[rows[found]] = first[found] + 1.0
-            ties[rows[done]] = np.stack([(scores > best + tolerance).sum(axis=1), (near & ~hits).sum(axis=1),
-                                         (near & hits).sum(axis=1)], axis=1)[done]
+            ties[rows[done]] = _tie_counts(scores, best, hits, tolerance)[done]
             open_groups.append(rows[reaches_end])
         pending, depth, progress = np.concatenate(open_groups), min(index.n, depth * 4), None
     return ranks, ties
+
+
+def _tie_counts(scores: np.ndarray, best: np.ndarray, positive: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per query, int (above, negatives, positives) around its first positive's score best [n, 1] among scores
+    [n, items] (positive: bool [n, items]): the items above best + tolerance, and the negatives and positives within
+    `tolerance` of best (the tie convention of `first_hits`)."""
+    near = np.abs(scores - best) <= tolerance
+    return np.stack([(scores > best + tolerance).sum(axis=1), (near & ~positive).sum(axis=1),
+                     (near & positive).sum(axis=1)], axis=1)
 
 
 def _best_positive(index: ExactIndex, queries: np.ndarray, query_keys: np.ndarray, item_keys: np.ndarray) -> np.ndarray:
@@ -147,9 +154,7 @@ def dense_first_hits(scores: np.ndarray, query_keys: np.ndarray, item_keys: np.n
     first = np.argmax(positive & (scores == best), axis=1)[:, None]  # the lowest id among the best positives
     ids = np.arange(scores.shape[1])[None, :]
     ranks = 1.0 + (scores > best).sum(axis=1) + ((scores == best) & (ids < first)).sum(axis=1)
-    near = np.abs(scores - best) <= tolerance
-    ties = np.stack([(scores > best + tolerance).sum(axis=1), (near & ~positive).sum(axis=1),
-                     (near & positive).sum(axis=1)], axis=1)
+    ties = _tie_counts(scores, best, positive, tolerance)
     found = positive.any(axis=1)
     return np.where(found, ranks, np.inf), np.where(found[:, None], ties, 0)
 
