@@ -106,7 +106,8 @@ class TrainConfig:
                                     "ours", resumable=True)
     memory_budget: int = _field(DEFAULT_MEMORY_BUDGET, "A split whose features fit this size (e.g. 512MB, 8GiB; "
                                 "counted as stored: fp16 tokens 2 bytes a value, int8 ones 1 byte plus their scales) "
-                                "stays resident on the device; a larger one is streamed shard by shard.", "ours", minimum=1, resumable=True, shown="2GB")
+                                "stays resident on the device; a larger one is streamed shard by shard.", "ours",
+                                minimum=1, resumable=True, shown="2GB")
     num_latents: int = _field(16, "Learned latents of the Perceiver patcher.", OFFICIAL + " (paper §3.1)", minimum=1)
     heads: int = _field(8, "Attention heads of the patcher.", OFFICIAL, world=4, world_why=WORLD_PATCHER, minimum=1)
     dim_head: int = _field(64, "Width of each Perceiver attention head.", OFFICIAL, world=32,
